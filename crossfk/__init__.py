@@ -1,0 +1,18 @@
+"""Foreign keys between Django models that live in different databases."""
+
+from crossfk.exceptions import CrossDBIntegrityError
+from crossfk.fields import CrossDBForeignKey
+from crossfk.managers import MultiDBManager
+from crossfk.prefetch import CrossPrefetch, prefetch_cross
+from crossfk.query import CrossQuerySet
+from crossfk.transaction import atomic
+
+__all__ = [
+    "CrossDBForeignKey",
+    "CrossDBIntegrityError",
+    "CrossPrefetch",
+    "CrossQuerySet",
+    "MultiDBManager",
+    "atomic",
+    "prefetch_cross",
+]

@@ -1,0 +1,103 @@
+"""Access to the target of a CrossDBForeignKey (``link.post``).
+
+Django's ``ForwardManyToOneDescriptor`` does the caching in
+``instance._state.fields_cache``, the ``RelatedObjectDoesNotExist`` type and,
+on Django 6.1+, the fetch modes. Only three things differ across databases:
+the queryset reads the target's own alias, a missing row is a dangling id
+rather than a broken constraint, and assignment does not ask the router
+(which rightly refuses real foreign keys between partitions).
+"""
+
+from __future__ import annotations
+
+from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+
+from crossfk.idsets import IdSet
+
+
+class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
+    def get_queryset(self, **hints):
+        queryset = self.field.remote_field.model._base_manager.db_manager(
+            self.field.target_alias, hints=hints
+        ).all()
+        instance = hints.get("instance")
+        if instance is not None and hasattr(instance._state, "fetch_mode"):
+            # Django 6.1+: related objects inherit the instance's fetch mode.
+            queryset = queryset.fetch_mode(instance._state.fetch_mode)
+        return queryset
+
+    def get_object(self, instance):
+        try:
+            return super().get_object(instance)
+        except self.field.remote_field.model.DoesNotExist:
+            raise self.RelatedObjectDoesNotExist(
+                self.dangling_message(instance)
+            ) from None
+
+    def dangling_message(self, instance) -> str:
+        field = self.field
+        target = field.remote_field.model._meta.object_name
+        return (
+            f"{field.describe()} of {instance._meta.object_name} "
+            f"{instance.pk!r} refers to {target} with "
+            f"{field.target_field.attname} {getattr(instance, field.attname)!r}, "
+            f"which does not exist in database '{field.target_alias}'."
+        )
+
+    def get_prefetch_querysets(self, instances, querysets=None):
+        """Fetch every instance's target in one query on the target's alias."""
+        if querysets and len(querysets) != 1:
+            raise ValueError(
+                "querysets argument of get_prefetch_querysets() should have a "
+                "length of 1."
+            )
+        field = self.field
+        if querysets:
+            queryset = querysets[0]
+            if queryset._db is None:
+                queryset = queryset.using(field.target_alias)
+        else:
+            queryset = self.get_queryset(instance=instances[0])
+        target_field = field.target_field
+        ids = IdSet(
+            [getattr(instance, field.attname) for instance in instances], target_field
+        )
+        queryset = queryset.filter(**{f"{target_field.attname}__in": ids})
+        # One target per instance: ordering would only cost the database time.
+        queryset.query.clear_ordering()
+        return (
+            queryset,
+            field.get_foreign_related_value,
+            field.get_local_related_value,
+            True,
+            field.cache_name,
+            False,
+        )
+
+    def __set__(self, instance, value):
+        field = self.field
+        target_model = field.remote_field.model
+        if value is None:
+            if not field.null:
+                raise ValueError(
+                    f'Cannot set "{field.describe()}" to None: the field is not '
+                    f"null=True."
+                )
+        elif not isinstance(value, target_model._meta.concrete_model):
+            raise TypeError(
+                f'Cannot assign "{value!r}": "{field.describe()}" must be a '
+                f'"{target_model._meta.object_name}" instance.'
+            )
+        elif value._state.adding or value.pk is None:
+            raise ValueError(
+                f'Cannot assign "{value!r}": "{field.describe()}" needs a saved '
+                f"{target_model._meta.object_name}; save it in database "
+                f"'{field.target_alias}' first."
+            )
+        for local_field, target_field in field.related_fields:
+            setattr(
+                instance,
+                local_field.attname,
+                None if value is None else getattr(value, target_field.attname),
+            )
+        field.set_cached_value(instance, value)

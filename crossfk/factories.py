@@ -1,0 +1,22 @@
+"""factory_boy support: factories that write to each model's own database."""
+
+from __future__ import annotations
+
+import factory.django
+from django.db import router
+
+
+class PartitionedModelFactory(factory.django.DjangoModelFactory):
+    """A DjangoModelFactory whose database is the router's choice for the model.
+
+    ``factory.SubFactory`` to a model in another database then creates the
+    target there and the referencing row here, with no ``database`` option.
+    """
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _get_manager(cls, model_class):
+        manager = super()._get_manager(model_class)
+        return manager.db_manager(router.db_for_write(model_class))

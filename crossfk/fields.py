@@ -1,0 +1,311 @@
+"""``CrossDBForeignKey``: a foreign key whose target lives in another database.
+
+It is a ``ForeignKey`` without a database constraint, so Django keeps doing
+what it already does well (column naming and type, lazy targets, migrations,
+forms, admin widgets, serialization, related managers). crossfk changes only
+what cannot work across servers: where the target is read from, how its
+existence is enforced, and how ``on_delete`` reaches the other database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core import checks, exceptions
+from django.db import models, router
+from django.db.models import signals
+
+from crossfk.deletion import CrossDBOnDelete
+from crossfk.descriptors import CrossDBForwardDescriptor
+from crossfk.exceptions import CrossDBIntegrityError
+from crossfk.idsets import IdSet, IdSetIn
+
+# Django's clash checks, renumbered into crossfk's namespace.
+CLASH_CHECK_IDS = {
+    "fields.E302": "crossfk.E005",
+    "fields.E303": "crossfk.E006",
+    "fields.E304": "crossfk.E005",
+    "fields.E305": "crossfk.E006",
+}
+
+
+def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> None:
+    """Record that ``instance``'s current id for ``field`` was just checked.
+
+    ``pre_save()`` trusts the mark while the id is unchanged (Django 6.1
+    calls it twice per insert), so a write that sent the pre_save signal or
+    went through ``CrossQuerySet.bulk_create()`` is checked exactly once.
+    """
+    verified = instance._state.__dict__.setdefault("crossfk_verified", {})
+    verified[field.attname] = getattr(instance, field.attname)
+
+
+class CrossDBForeignKey(models.ForeignKey):
+    """A many-to-one relation to a model that may live in another database."""
+
+    forward_related_accessor_class = CrossDBForwardDescriptor
+    description = "Foreign key (type determined by related field) across databases"
+
+    def __init__(
+        self,
+        to,
+        on_delete,
+        *,
+        related_name: str | None = None,
+        null: bool = False,
+        blank: bool = False,
+        db_index: bool = True,
+        using: str | None = None,
+        enforce: bool = True,
+        **kwargs,
+    ) -> None:
+        if "db_constraint" in kwargs:
+            raise TypeError(
+                "CrossDBForeignKey does not accept db_constraint: no database "
+                "can enforce a constraint that spans two of them."
+            )
+        if not callable(on_delete):
+            raise TypeError("on_delete must be callable.")
+        self.using = using
+        self.enforce = enforce
+        self.cross_on_delete = on_delete
+        # Django's Collector would run the action in the target's database;
+        # the wrapper re-aims it at this model's database. DO_NOTHING stays
+        # itself so the Collector skips the relation as it always does.
+        collector_on_delete = (
+            on_delete if on_delete is models.DO_NOTHING else CrossDBOnDelete(on_delete)
+        )
+        super().__init__(
+            to,
+            on_delete=collector_on_delete,
+            related_name=related_name,
+            null=null,
+            blank=blank,
+            db_index=db_index,
+            db_constraint=False,
+            **kwargs,
+        )
+
+    # Where the two ends live -------------------------------------------------
+
+    @property
+    def target_alias(self) -> str:
+        """The alias the target rows are read from: ``using``, else the router's."""
+        return self.using or router.db_for_read(self.remote_field.model)
+
+    @property
+    def source_alias(self) -> str:
+        """The alias this field's own rows are written to."""
+        return router.db_for_write(self.model)
+
+    def target_queryset(self) -> models.QuerySet:
+        """All target rows, in the target's database, unfiltered by its managers."""
+        return self.remote_field.model._base_manager.using(self.target_alias)
+
+    def describe(self) -> str:
+        return f"{self.model._meta.object_name}.{self.name}"
+
+    # Integrity -----------------------------------------------------------------
+
+    def missing_target_ids(self, values: Iterable) -> list:
+        """The values among ``values`` that no target row has, in one query."""
+        target_field = self.target_field
+        wanted = {target_field.to_python(value) for value in values} - {None}
+        if not wanted:
+            return []
+        found = set(
+            self.target_queryset()
+            .filter(**{f"{target_field.attname}__in": IdSet(wanted, target_field)})
+            .values_list(target_field.attname, flat=True)
+        )
+        return sorted(wanted - found, key=str)
+
+    def check_targets_exist(self, values: Iterable) -> None:
+        """Raise ``CrossDBIntegrityError`` unless every value names a target row."""
+        missing = self.missing_target_ids(values)
+        if not missing:
+            return
+        target = self.remote_field.model._meta.object_name
+        attname = self.target_field.attname
+        shown = ", ".join(repr(value) for value in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise CrossDBIntegrityError(
+            f"{self.describe()}: no {target} with {attname} {shown}{more} in "
+            f"database '{self.target_alias}'. Save the {target} first, or "
+            f"declare the field with enforce=False to allow dangling ids."
+        )
+
+    def contribute_to_class(self, cls, name, *args, **kwargs):
+        super().contribute_to_class(cls, name, *args, **kwargs)
+        if self.enforce and not cls._meta.abstract:
+            signals.pre_save.connect(self.check_before_save, sender=cls)
+
+    def check_before_save(self, sender, instance, raw, update_fields, **kwargs):
+        """Check the target before save() touches any database.
+
+        Failing here, before Django opens its own atomic block, leaves the
+        caller's transaction usable, as a failed validation would.
+        """
+        writes_column = update_fields is None or bool(
+            {self.name, self.attname} & set(update_fields)
+        )
+        if raw or not writes_column:
+            return  # loaddata, or a save that does not write this column
+        value = getattr(instance, self.attname)
+        if value is not None:
+            self.check_targets_exist([value])
+            mark_targets_verified(instance, self)
+
+    def pre_save(self, model_instance, add):
+        value = super().pre_save(model_instance, add)
+        # The safety net for writes that sent no pre_save signal (a proxy
+        # model's save, bulk_create() on a plain manager). Raw saves never
+        # reach pre_save().
+        verified = model_instance._state.__dict__.get("crossfk_verified", {})
+        already_checked = verified.get(self.attname) == value
+        if self.enforce and value is not None and not already_checked:
+            self.check_targets_exist([value])
+        return value
+
+    def validate(self, value, model_instance):
+        # ForeignKey.validate() asks the router with the instance as a hint;
+        # the target's own alias is the only right place to look.
+        models.Field.validate(self, value, model_instance)
+        if value is None:
+            return
+        target_field_name = self.remote_field.field_name
+        queryset = (
+            self.target_queryset()
+            .filter(**{target_field_name: value})
+            .complex_filter(self.get_limit_choices_to())
+        )
+        if not queryset.exists():
+            raise exceptions.ValidationError(
+                "%(model)s instance with %(field)s %(value)r does not exist in "
+                "database %(database)r.",
+                code="invalid",
+                params={
+                    "model": self.remote_field.model._meta.verbose_name,
+                    "pk": value,
+                    "field": target_field_name,
+                    "value": value,
+                    "database": self.target_alias,
+                },
+            )
+
+    # Lookups, forms, migrations ---------------------------------------------
+
+    def get_lookup(self, lookup_name):
+        if lookup_name == "in":
+            return IdSetIn
+        return super().get_lookup(lookup_name)
+
+    def formfield(self, *, using=None, **kwargs):
+        return super().formfield(using=using or self.target_alias, **kwargs)
+
+    def deconstruct(self):
+        name, _, args, kwargs = super().deconstruct()
+        kwargs["on_delete"] = self.cross_on_delete
+        del kwargs["db_constraint"]
+        if self.using is not None:
+            kwargs["using"] = self.using
+        if not self.enforce:
+            kwargs["enforce"] = False
+        return name, "crossfk.fields.CrossDBForeignKey", args, kwargs
+
+    # System checks -------------------------------------------------------------
+
+    def check(self, **kwargs):
+        return [
+            *super().check(**kwargs),
+            *self._check_using_alias(),
+            *self._check_same_database(),
+        ]
+
+    def _check_relation_model_exists(self):
+        return [
+            checks.Error(
+                f"{self.describe()} points at {self.remote_field.model!r}, "
+                f"which is not an installed, concrete model.",
+                hint="Use a model class or an 'app_label.ModelName' string of "
+                "an installed app.",
+                obj=self,
+                id="crossfk.E001",
+            )
+            for _ in super()._check_relation_model_exists()
+        ]
+
+    def _check_using_alias(self):
+        if self.using is None or self.using in settings.DATABASES:
+            return []
+        return [
+            checks.Error(
+                f"{self.describe()} has using={self.using!r}, which is not a "
+                f"key of DATABASES.",
+                hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
+                obj=self,
+                id="crossfk.E002",
+            )
+        ]
+
+    def _check_on_delete(self, databases=None):
+        on_delete = self.cross_on_delete
+        if getattr(on_delete, "__name__", "").startswith("DB_"):
+            return [
+                checks.Error(
+                    f"{self.describe()} has on_delete={on_delete.__name__}, which "
+                    f"only a database constraint can carry out.",
+                    hint=f"Use {on_delete.__name__.removeprefix('DB_')}: crossfk "
+                    f"applies it across databases.",
+                    obj=self,
+                    id="crossfk.E007",
+                )
+            ]
+        if on_delete is models.SET_NULL and not self.null:
+            return [
+                checks.Error(
+                    f"{self.describe()} has on_delete=SET_NULL but is not null=True.",
+                    hint="Set null=True on the field, or choose another on_delete.",
+                    obj=self,
+                    id="crossfk.E003",
+                )
+            ]
+        if on_delete is models.SET_DEFAULT and not self.has_default():
+            return [
+                checks.Error(
+                    f"{self.describe()} has on_delete=SET_DEFAULT but no default.",
+                    hint="Give the field a default, or choose another on_delete.",
+                    obj=self,
+                    id="crossfk.E004",
+                )
+            ]
+        return []
+
+    def _check_clashes(self):
+        return [
+            checks.Error(
+                error.msg,
+                hint=error.hint,
+                obj=error.obj,
+                id=CLASH_CHECK_IDS.get(error.id, error.id),
+            )
+            for error in super()._check_clashes()
+        ]
+
+    def _check_same_database(self):
+        unresolved = isinstance(self.remote_field.model, str)
+        if unresolved or self._check_using_alias():
+            return []  # Reported by the checks above.
+        if self.target_alias != self.source_alias:
+            return []
+        return [
+            checks.Warning(
+                f"{self.describe()} and its target "
+                f"{self.remote_field.model._meta.label} both live in database "
+                f"'{self.target_alias}'.",
+                hint="A models.ForeignKey would give a real constraint and joins.",
+                obj=self,
+                id="crossfk.W001",
+            )
+        ]

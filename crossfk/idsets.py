@@ -1,0 +1,82 @@
+"""Id sets that reach SQL as a single parameter, whatever their size.
+
+Cross-database work moves lists of ids from one server to another. Spelled as
+``IN (%s, %s, ...)`` a list of 100,000 ids hits "too many SQL variables" on
+SQLite and bloats every statement elsewhere, so the ids travel as one array
+(PostgreSQL) or one JSON document (SQLite) that the database unpacks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from django.core.exceptions import EmptyResultSet
+from django.db.models import Expression, Field
+from django.db.models.fields.related_lookups import RelatedIn
+from django.utils.datastructures import OrderedSet
+
+
+class IdSet(Expression):
+    """A set of values for ``field__in=IdSet(values, field)``.
+
+    ``values`` may be a lazy iterable such as another database's
+    ``values_list(..., flat=True)``: it is read when the outer query is
+    compiled, so building a queryset stays free of queries.
+    """
+
+    def __init__(self, values: Iterable, output_field: Field) -> None:
+        super().__init__(output_field=output_field)
+        self.values = values
+
+    # Equality by identity: the default compares constructor arguments, which
+    # would evaluate a lazy queryset of ids against another database.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def db_values(self, connection) -> list:
+        """The values as the database stores them; an empty set matches nothing."""
+        field = self.output_field
+        values = [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for value in OrderedSet(self.values)
+            if value is not None
+        ]
+        if not values:
+            raise EmptyResultSet
+        return values
+
+    def element_db_type(self, connection) -> str:
+        field = self.output_field
+        target = field.target_field if field.is_relation else field
+        return target.rel_db_type(connection)
+
+    def as_sql(self, compiler, connection):
+        # Other backends get a plain parameter list, bounded by their limits.
+        values = self.db_values(connection)
+        return ", ".join(["%s"] * len(values)), values
+
+    def as_sqlite(self, compiler, connection):
+        return "SELECT value FROM json_each(%s)", [
+            json.dumps(self.db_values(connection))
+        ]
+
+    def as_postgresql(self, compiler, connection):
+        db_type = self.element_db_type(connection)
+        return f"SELECT unnest(%s::{db_type}[])", [self.db_values(connection)]
+
+
+class IdSetIn(RelatedIn):
+    """``relation__in=[...]`` on a CrossDBForeignKey, sent as one ``IdSet``."""
+
+    def process_rhs(self, compiler, connection):
+        if not self.rhs_is_direct_value():
+            return super().process_rhs(compiler, connection)
+        values = OrderedSet(self.rhs)
+        values.discard(None)
+        if not values:
+            raise EmptyResultSet
+        sql, params = compiler.compile(IdSet(values, self.lhs.output_field))
+        return f"({sql})", params

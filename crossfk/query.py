@@ -1,0 +1,273 @@
+"""``CrossQuerySet``: querysets that answer lookups across databases.
+
+No database can join to a table on another server, so a lookup that crosses a
+``CrossDBForeignKey`` (``filter(post__title="Django")``) is split in two: the
+target database is asked for the matching ids, and the local column is
+filtered on them. Both halves are lazy; the ids are read when the outer query
+is compiled. Anything else that would need a join across the boundary
+(ordering, ``values()``, ``select_related``) raises ``FieldError`` instead of
+sending SQL that names a table the server does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.db import models
+from django.db.models import Q
+from django.db.models.constants import LOOKUP_SEP
+from django.db.models.sql import Query
+
+from crossfk.fields import CrossDBForeignKey, mark_targets_verified
+from crossfk.idsets import IdSet
+
+# Django's own depth limit for a bare select_related().
+SELECT_RELATED_MAX_DEPTH = 5
+
+PREFETCH_HINT = (
+    "Use prefetch_cross() to load the related objects in one query per database."
+)
+
+
+def cross_field_of(field) -> CrossDBForeignKey | None:
+    """The CrossDBForeignKey behind ``field``, from either end of the relation."""
+    if isinstance(field, CrossDBForeignKey):
+        return field
+    is_reverse = field.is_relation and field.auto_created and not field.concrete
+    if is_reverse and isinstance(getattr(field, "field", None), CrossDBForeignKey):
+        return field.field
+    return None
+
+
+@dataclass(frozen=True)
+class CrossLookup:
+    """A lookup path that crosses a CrossDBForeignKey.
+
+    ``prefix`` is the part answered locally (ordinary relations, ending in
+    ``__`` when present), ``field`` the crossed relation, ``is_reverse`` the
+    direction, and ``remote_lookup`` what the other database must answer.
+    """
+
+    prefix: str
+    field: CrossDBForeignKey
+    is_reverse: bool
+    remote_lookup: str
+
+    @classmethod
+    def resolve(cls, model, lookup: str) -> CrossLookup | None:
+        """Split ``lookup`` at the relation it crosses; None if it stays local."""
+        parts = lookup.split(LOOKUP_SEP)
+        opts = model._meta
+        for position, name in enumerate(parts):
+            try:
+                field = opts.pk if name == "pk" else opts.get_field(name)
+            except FieldDoesNotExist:
+                return None  # A lookup, transform or annotation: Django's to judge.
+            prefix = LOOKUP_SEP.join(parts[:position])
+            prefix = prefix + LOOKUP_SEP if prefix else ""
+            rest = parts[position + 1 :]
+            cross_field = cross_field_of(field)
+            if cross_field is field:
+                if cls.is_local(cross_field, rest):
+                    return None
+                return cls(prefix, cross_field, False, LOOKUP_SEP.join(rest))
+            if cross_field is not None:
+                return cls(prefix, cross_field, True, LOOKUP_SEP.join(rest))
+            if not field.is_relation or field.related_model is None:
+                return None
+            opts = field.related_model._meta
+        return None
+
+    @staticmethod
+    def is_local(field: CrossDBForeignKey, rest: list[str]) -> bool:
+        """Whether ``rest`` after the field reads only the local id column."""
+        if not rest:
+            return True
+        target_names = {"pk", field.target_field.name, field.target_field.attname}
+        if rest[0] in target_names:
+            return len(rest) == 1 or field.target_field.get_lookup(rest[1]) is not None
+        return field.get_lookup(rest[0]) is not None
+
+    @property
+    def group_key(self) -> tuple:
+        return (self.prefix, self.field, self.is_reverse)
+
+    def as_q(self, conditions: list[tuple[str, object]]) -> Q:
+        """A local Q on the id column, fed by a lazy query on the other side."""
+        field = self.field
+        if self.is_reverse:
+            source_queryset = CrossQuerySet(field.model).using(field.source_alias)
+            return self.reverse_q(source_queryset, conditions)
+        target_field = field.target_field
+        target_ids = (
+            CrossQuerySet(field.remote_field.model)
+            .using(field.target_alias)
+            .filter(Q(*conditions))
+            .values_list(target_field.attname, flat=True)
+        )
+        return Q((f"{self.prefix}{field.attname}__in", IdSet(target_ids, field)))
+
+    def reverse_q(self, source_queryset, conditions) -> Q:
+        field = self.field
+        target_field = field.target_field
+        local = f"{self.prefix}{target_field.attname}__in"
+        if [lookup for lookup, _ in conditions] == ["isnull"]:
+            # "post has no links": ids referenced by any link, then negated.
+            ((_, is_null),) = conditions
+            referenced = source_queryset.filter(**{f"{field.attname}__isnull": False})
+            ids = IdSet(referenced.values_list(field.attname, flat=True), target_field)
+            return ~Q((local, ids)) if is_null else Q((local, ids))
+        opts = field.model._meta
+        remote_conditions = []
+        for lookup, value in conditions:
+            head = lookup.split(LOOKUP_SEP, 1)[0]
+            names_a_field = head == "pk" or head in {f.name for f in opts.get_fields()}
+            if not lookup:
+                lookup = "pk"
+            elif not names_a_field:
+                lookup = f"pk{LOOKUP_SEP}{lookup}"  # links=obj, links__in=[...]
+            remote_conditions.append((lookup, value))
+        source_ids = source_queryset.filter(Q(*remote_conditions)).values_list(
+            field.attname, flat=True
+        )
+        return Q((local, IdSet(source_ids, target_field)))
+
+
+def split_cross_lookups(model, q: Q) -> Q:
+    """Rewrite every lookup in ``q`` that crosses databases into a local one.
+
+    Lookups on the same relation inside one AND node become a single query
+    on the other side, so ``filter(links__url=..., links__title=...)`` keeps
+    Django's meaning: one link matching both.
+    """
+    children, groups = [], {}
+    for child in q.children:
+        if isinstance(child, Q):
+            children.append(split_cross_lookups(model, child))
+            continue
+        cross = isinstance(child, tuple) and CrossLookup.resolve(model, child[0])
+        if not cross:
+            children.append(child)
+        elif q.connector == Q.AND:
+            groups.setdefault(cross.group_key, (cross, []))[1].append(
+                (cross.remote_lookup, child[1])
+            )
+        else:
+            children.append(cross.as_q([(cross.remote_lookup, child[1])]))
+    for cross, conditions in groups.values():
+        children.append(cross.as_q(conditions))
+    return Q(*children, _connector=q.connector, _negated=q.negated)
+
+
+class CrossQuery(Query):
+    """A Query that splits cross-database lookups and refuses cross joins."""
+
+    def add_q(self, q_object, *args, **kwargs):
+        return super().add_q(split_cross_lookups(self.model, q_object), *args, **kwargs)
+
+    def names_to_path(self, names, opts, allow_many=True, fail_on_missing=False):
+        path, final_field, targets, rest = super().names_to_path(
+            names, opts, allow_many, fail_on_missing
+        )
+        for position, info in enumerate(path):
+            cross_field = cross_field_of(info.join_field)
+            if cross_field is None:
+                continue
+            # A forward step that ends on the target's id is answered by the
+            # local column (Django trims the join); anything else would join.
+            is_trimmed = (
+                info.direct
+                and position == len(path) - 1
+                and {t.column for t in targets}
+                <= {t.column for t in cross_field.foreign_related_fields}
+            )
+            if not is_trimmed:
+                raise FieldError(
+                    f"Cannot resolve {LOOKUP_SEP.join(names)!r}: it joins across "
+                    f"databases through {cross_field.describe()}. Filter on it "
+                    f"(answered by a query to its database) or order by "
+                    f"'{cross_field.attname}'. {PREFETCH_HINT}"
+                )
+        return path, final_field, targets, rest
+
+
+def same_database_select_related(model, depth: int = 1) -> list[str]:
+    """The paths a bare select_related() follows, less cross-database ones."""
+    paths = []
+    for field in model._meta.fields:
+        follows = (
+            field.remote_field is not None
+            and not field.null
+            and not getattr(field.remote_field, "parent_link", False)
+            and not isinstance(field, CrossDBForeignKey)
+        )
+        if not follows:
+            continue
+        nested = []
+        if depth < SELECT_RELATED_MAX_DEPTH:
+            nested = same_database_select_related(field.related_model, depth + 1)
+        paths.extend(
+            [f"{field.name}{LOOKUP_SEP}{path}" for path in nested] or [field.name]
+        )
+    return paths
+
+
+class CrossQuerySet(models.QuerySet):
+    """The queryset of ``MultiDBManager``: cross lookups, prefetch, checks."""
+
+    def __init__(self, model=None, query=None, using=None, hints=None):
+        super().__init__(model, query or CrossQuery(model), using, hints)
+
+    def select_related(self, *fields):
+        if not fields:
+            # A bare select_related() (the admin's) follows every non-null
+            # relation; keep the ones a join can follow.
+            fields = tuple(same_database_select_related(self.model))
+            if not fields:
+                return self._chain()
+        elif fields != (None,):
+            for path in fields:
+                cross = CrossLookup.resolve(self.model, f"{path}{LOOKUP_SEP}pk")
+                if cross is not None:
+                    raise FieldError(
+                        f"select_related({path!r}) would join across databases "
+                        f"through {cross.field.describe()}. {PREFETCH_HINT}"
+                    )
+        return super().select_related(*fields)
+
+    def prefetch_cross(self, *lookups):
+        """Prefetch related objects across databases, one query per level.
+
+        The same machinery as ``prefetch_related()``, which crossfk's fields
+        answer through Django's prefetch protocol; named for readers who want
+        to see where the other database is read.
+        """
+        return self.prefetch_related(*lookups)
+
+    def cross_fields(self) -> list[CrossDBForeignKey]:
+        return [
+            field
+            for field in self.model._meta.concrete_fields
+            if isinstance(field, CrossDBForeignKey) and field.enforce
+        ]
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        # One existence query per relation for the whole batch; the per-row
+        # check in pre_save() then has nothing left to do.
+        for field in self.cross_fields():
+            field.check_targets_exist(getattr(obj, field.attname) for obj in objs)
+            for obj in objs:
+                mark_targets_verified(obj, field)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def update(self, **kwargs):
+        for field in self.cross_fields():
+            for name in (field.name, field.attname):
+                value = kwargs.get(name)
+                if isinstance(value, models.Model):
+                    value = getattr(value, field.target_field.attname)
+                if value is not None and not hasattr(value, "resolve_expression"):
+                    field.check_targets_exist([value])
+        return super().update(**kwargs)

@@ -1,0 +1,98 @@
+"""The only way the tests make data: each factory writes to its model's database."""
+
+import factory
+
+from crossfk.factories import PartitionedModelFactory
+from tests.testapp import models
+
+
+class AuthorFactory(PartitionedModelFactory):
+    name = factory.Sequence(lambda n: f"Author {n}")
+
+    class Meta:
+        model = models.Author
+
+
+class PostFactory(PartitionedModelFactory):
+    title = factory.Sequence(lambda n: f"Post {n}")
+    author = factory.SubFactory(AuthorFactory)
+
+    class Meta:
+        model = models.Post
+
+
+class LinkFactory(PartitionedModelFactory):
+    url = factory.Sequence(lambda n: f"https://example.com/{n}")
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.Link
+
+
+class TagFactory(PartitionedModelFactory):
+    name = factory.Sequence(lambda n: f"tag{n}")
+    link = factory.SubFactory(LinkFactory)
+
+    class Meta:
+        model = models.Tag
+
+
+class ProtectedLinkFactory(PartitionedModelFactory):
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.ProtectedLink
+
+
+class RestrictedLinkFactory(PartitionedModelFactory):
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.RestrictedLink
+
+
+class NullingLinkFactory(PartitionedModelFactory):
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.NullingLink
+
+
+class DefaultingLinkFactory(PartitionedModelFactory):
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.DefaultingLink
+
+
+class UnenforcedLinkFactory(PartitionedModelFactory):
+    post = factory.SubFactory(PostFactory)
+
+    class Meta:
+        model = models.UnenforcedLink
+
+
+class BigTargetFactory(PartitionedModelFactory):
+    class Meta:
+        model = models.BigTarget
+
+
+class UUIDTargetFactory(PartitionedModelFactory):
+    class Meta:
+        model = models.UUIDTarget
+
+
+class CharTargetFactory(PartitionedModelFactory):
+    code = factory.Sequence(lambda n: f"code-{n}")
+
+    class Meta:
+        model = models.CharTarget
+
+
+class KeyedReferenceFactory(PartitionedModelFactory):
+    big = factory.SubFactory(BigTargetFactory)
+    uuid = factory.SubFactory(UUIDTargetFactory)
+    char = factory.SubFactory(CharTargetFactory)
+
+    class Meta:
+        model = models.KeyedReference

@@ -1,0 +1,40 @@
+"""Test settings: SQLite by default, two PostgreSQL servers on request.
+
+CROSSFK_TEST_DB=postgresql puts "default" and "secondary" on two separate
+servers (CROSSFK_PG_HOST, CROSSFK_PG_PORT_DEFAULT, CROSSFK_PG_PORT_SECONDARY),
+so that nothing can pass by accident through a shared connection.
+"""
+
+import os
+
+BACKEND = os.environ.get("CROSSFK_TEST_DB", "sqlite")
+
+
+def database(alias: str) -> dict:
+    if BACKEND == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
+    if BACKEND == "postgresql":
+        port_variable = f"CROSSFK_PG_PORT_{alias.upper()}"
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "crossfk",
+            "USER": os.environ.get("CROSSFK_PG_USER", "postgres"),
+            "HOST": os.environ.get("CROSSFK_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ[port_variable],
+        }
+    raise ValueError(f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite or postgresql.")
+
+
+DATABASES = {alias: database(alias) for alias in ("default", "secondary")}
+DATABASE_ROUTERS = ["crossfk.routers.PartitionRouter"]
+CROSSFK_PARTITIONS = {"testapp.Tag": "secondary"}
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "crossfk",
+    "tests.testapp",
+]
+SECRET_KEY = "crossfk-tests"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

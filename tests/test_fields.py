@@ -1,0 +1,240 @@
+"""The field itself: column, constraint, migrations and system checks."""
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connections, models
+from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.state import ModelState, ProjectState
+from django.db.migrations.writer import MigrationWriter
+from django.test import override_settings
+from django.test.utils import isolate_apps
+
+from crossfk import CrossDBForeignKey, MultiDBManager
+from crossfk.checks import check_router
+from tests.factories import KeyedReferenceFactory
+from tests.testapp.models import KeyedReference, Link, Post
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+def column_field_types(table):
+    connection = connections["secondary"]
+    with connection.cursor() as cursor:
+        description = connection.introspection.get_table_description(cursor, table)
+    return {
+        column.name: connection.introspection.get_field_type(column.type_code, column)
+        for column in description
+    }
+
+
+def test_column_is_named_after_the_field_with_id_suffix():
+    assert Link._meta.get_field("post").column == "post_id"
+    assert "post_id" in column_field_types("testapp_link")
+
+
+@pytest.mark.parametrize(
+    "column, expected_types",
+    [
+        ("post_id", {"IntegerField"}),
+        ("big_id", {"BigIntegerField"}),
+        # SQLite stores UUIDs as char(32), PostgreSQL as uuid.
+        ("uuid_id", {"UUIDField", "CharField"}),
+        ("char_id", {"CharField"}),
+    ],
+)
+def test_column_type_follows_the_target_primary_key(column, expected_types):
+    table = "testapp_link" if column == "post_id" else "testapp_keyedreference"
+    assert column_field_types(table)[column] in expected_types
+
+
+def test_each_key_type_round_trips_through_the_other_database():
+    reference = KeyedReferenceFactory()
+    reloaded = KeyedReference.objects.get(pk=reference.pk)
+    assert (reloaded.big_id, reloaded.uuid_id, reloaded.char_id) == (
+        reference.big.pk,
+        reference.uuid.pk,
+        reference.char.pk,
+    )
+    assert reloaded.uuid == reference.uuid
+    assert reloaded.char == reference.char
+    assert reloaded.big == reference.big
+
+
+def test_no_database_constraint_but_an_index():
+    connection = connections["secondary"]
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "testapp_link")
+    on_post_id = [c for c in constraints.values() if c["columns"] == ["post_id"]]
+    assert on_post_id, "expected an index on post_id"
+    assert not any(c["foreign_key"] for c in on_post_id)
+
+
+def test_db_constraint_is_refused():
+    with pytest.raises(TypeError, match="db_constraint"):
+        CrossDBForeignKey(Post, models.CASCADE, db_constraint=True)
+
+
+def test_deconstruct_gives_the_users_arguments_back():
+    field = CrossDBForeignKey(
+        Post, models.SET_NULL, null=True, using="default", enforce=False
+    )
+    field.set_attributes_from_name("post")
+    name, path, args, kwargs = field.deconstruct()
+    assert path == "crossfk.fields.CrossDBForeignKey"
+    assert kwargs == {
+        "on_delete": models.SET_NULL,
+        "to": "testapp.post",
+        "null": True,
+        "using": "default",
+        "enforce": False,
+    }
+    rebuilt = CrossDBForeignKey(*args, **kwargs)
+    rebuilt.set_attributes_from_name(name)
+    assert rebuilt.deconstruct() == (name, path, args, kwargs)
+
+
+def test_makemigrations_finds_no_changes():
+    # Exits with SystemExit(1) if the committed migration is out of date.
+    call_command("makemigrations", "testapp", check=True, dry_run=True, verbosity=0)
+
+
+def test_new_relation_produces_a_migration_that_names_the_field():
+    before = ProjectState.from_apps(apps)
+    after = before.clone()
+    after.add_model(
+        ModelState(
+            "testapp",
+            "Bookmark",
+            [
+                ("id", models.AutoField(primary_key=True)),
+                ("post", CrossDBForeignKey("testapp.Post", models.CASCADE)),
+            ],
+        )
+    )
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    changes = MigrationAutodetector(before, after).changes(graph)
+    (migration,) = changes["testapp"]
+    (operation,) = migration.operations
+    assert operation.name == "Bookmark"
+    source = MigrationWriter(migration).as_string()
+    assert (
+        "crossfk.fields.CrossDBForeignKey("
+        "on_delete=django.db.models.deletion.CASCADE, to='testapp.post')" in source
+    )
+
+
+class IsolatedModel(models.Model):
+    """Base for throwaway models declared inside isolate_apps()."""
+
+    class Meta:
+        abstract = True
+        app_label = "testapp"
+
+
+def check_ids(model):
+    return sorted(message.id for message in model.check())
+
+
+@isolate_apps("tests.testapp")
+def test_check_unresolvable_target():
+    class Orphan(IsolatedModel):
+        target = CrossDBForeignKey("testapp.Missing", models.CASCADE)
+
+    assert check_ids(Orphan) == ["crossfk.E001"]
+
+
+@isolate_apps("tests.testapp")
+def test_check_unknown_using_alias():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Misrouted(IsolatedModel):
+        post = CrossDBForeignKey(Target, models.CASCADE, using="nowhere")
+        objects = MultiDBManager("secondary")
+
+    (message,) = Misrouted.check()
+    assert message.id == "crossfk.E002"
+    assert "'nowhere'" in message.msg
+
+
+@isolate_apps("tests.testapp")
+def test_check_set_null_needs_null():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Nulling(IsolatedModel):
+        post = CrossDBForeignKey(Target, models.SET_NULL)
+        objects = MultiDBManager("secondary")
+
+    assert check_ids(Nulling) == ["crossfk.E003"]
+
+
+@isolate_apps("tests.testapp")
+def test_check_set_default_needs_a_default():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Defaulting(IsolatedModel):
+        post = CrossDBForeignKey(Target, models.SET_DEFAULT)
+        objects = MultiDBManager("secondary")
+
+    assert check_ids(Defaulting) == ["crossfk.E004"]
+
+
+@isolate_apps("tests.testapp")
+def test_check_accessor_clash():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Twice(IsolatedModel):
+        first = CrossDBForeignKey(Target, models.CASCADE, related_name="twice")
+        second = CrossDBForeignKey(Target, models.CASCADE, related_name="twice")
+        objects = MultiDBManager("secondary")
+
+    assert set(check_ids(Twice)) == {"crossfk.E005", "crossfk.E006"}
+
+
+@isolate_apps("tests.testapp")
+def test_check_warns_when_both_ends_share_a_database():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Neighbour(IsolatedModel):
+        post = CrossDBForeignKey(Target, models.CASCADE)
+        objects = MultiDBManager("default")
+
+    (message,) = Neighbour.check()
+    assert message.id == "crossfk.W001"
+    assert "ForeignKey" in message.hint
+
+
+def test_check_warns_without_the_router():
+    assert check_router() == []
+    with override_settings(DATABASE_ROUTERS=[]):
+        (message,) = check_router()
+    assert message.id == "crossfk.W002"
+
+
+def database_cascade():
+    """Django 6.1's DB_CASCADE, or a stand-in of the same name on 5.2."""
+
+    def DB_CASCADE(collector, field, sub_objs, using):
+        raise AssertionError("never called")
+
+    return getattr(models, "DB_CASCADE", DB_CASCADE)
+
+
+@isolate_apps("tests.testapp")
+def test_check_database_level_actions_are_refused():
+    class Target(IsolatedModel):
+        objects = MultiDBManager("default")
+
+    class Cascading(IsolatedModel):
+        post = CrossDBForeignKey(Target, database_cascade())
+        objects = MultiDBManager("secondary")
+
+    (message,) = Cascading.check()
+    assert message.id == "crossfk.E007"
+    assert "Use CASCADE" in message.hint

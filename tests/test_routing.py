@@ -1,0 +1,92 @@
+"""Placement: each model's reads, writes and tables stay in its own database."""
+
+import pytest
+from django.core.management import call_command
+from django.db import connections, router
+from django.test import override_settings
+
+from crossfk.routers import PartitionRouter, partition_for_model
+from crossfk.testing import assert_queries_per_db
+from tests.factories import LinkFactory, PostFactory, TagFactory
+from tests.testapp.models import Link, Post, Tag
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+def table_names(alias):
+    with connections[alias].cursor() as cursor:
+        return set(connections[alias].introspection.table_names(cursor))
+
+
+def test_manager_reads_from_its_alias_without_using():
+    link = LinkFactory()
+    with assert_queries_per_db({"default": 0, "secondary": 1}):
+        assert Link.objects.get(pk=link.pk).url == link.url
+
+
+def test_create_and_save_write_to_the_models_alias():
+    post = PostFactory()
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        link = Link.objects.create(url="https://a.example", post=post)
+    assert link._state.db == "secondary"
+    link.url = "https://b.example"
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        link.save()  # one existence check of the post, one UPDATE
+    assert Link.objects.using("secondary").get().url == "https://b.example"
+
+
+def test_bulk_create_writes_to_the_models_alias():
+    post = PostFactory()
+    links = [Link(url=f"https://{n}.example", post=post) for n in range(3)]
+    Link.objects.bulk_create(links)
+    assert Link.objects.using("secondary").count() == 3
+
+
+def test_instance_delete_uses_the_models_alias():
+    link = LinkFactory()
+    link.delete()
+    assert not Link.objects.using("secondary").exists()
+
+
+def test_using_still_overrides_the_manager():
+    assert Post.objects.using("secondary").db == "secondary"
+    assert Post.objects.db == "default"
+
+
+def test_partition_comes_from_manager_then_model_label_then_app():
+    router_ = PartitionRouter()
+    assert router_.db_for_read(Link) == "secondary"  # MultiDBManager
+    assert router_.db_for_write(Tag) == "secondary"  # CROSSFK_PARTITIONS model
+    with override_settings(CROSSFK_PARTITIONS={"testapp": "secondary"}):
+        assert partition_for_model(Tag) == "secondary"  # by app
+        assert partition_for_model(Post) == "default"  # manager wins
+    with override_settings(CROSSFK_PARTITIONS={}):
+        assert partition_for_model(Tag) == "default"
+
+
+def test_model_without_manager_follows_settings_for_writes():
+    tag = TagFactory()
+    assert tag._state.db == "secondary"
+    assert Tag.objects.using("secondary").filter(pk=tag.pk).exists()
+
+
+def test_tables_exist_only_in_their_own_database():
+    default_tables, secondary_tables = table_names("default"), table_names("secondary")
+    assert {"testapp_post", "testapp_author"} <= default_tables
+    assert not {"testapp_link", "testapp_tag"} & default_tables
+    assert {"testapp_link", "testapp_tag"} <= secondary_tables
+    assert not {"testapp_post", "testapp_author"} & secondary_tables
+
+
+def test_allow_relation_refuses_ordinary_relations_across_partitions():
+    post, link = PostFactory(), LinkFactory()
+    assert router.allow_relation(post, link) is False
+    assert router.allow_relation(post, post.author) is True
+
+
+def test_migrate_all_migrates_every_alias(capsys):
+    call_command("migrate_all", verbosity=1, interactive=False)
+    output = capsys.readouterr().out
+    assert "Migrating database 'default'" in output
+    assert "Migrating database 'secondary'" in output
+    assert output.index("'default'") < output.index("'secondary'")

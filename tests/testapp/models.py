@@ -1,0 +1,123 @@
+"""Models for the tests: targets in "default", references in "secondary".
+
+Every on_delete action has its own referencing model, each side has an
+ordinary ForeignKey of its own (Post.author, Tag.link), and the targets
+cover integer, big integer, UUID and char primary keys.
+"""
+
+import uuid
+
+from django.db import models
+
+from crossfk import CrossDBForeignKey, MultiDBManager
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+
+    objects = MultiDBManager("default")
+
+    def __str__(self):
+        return self.name
+
+
+class Post(models.Model):
+    title = models.CharField(max_length=200)
+    author = models.ForeignKey(
+        Author, models.CASCADE, null=True, blank=True, related_name="posts"
+    )
+
+    objects = MultiDBManager("default")
+
+    def __str__(self):
+        return self.title
+
+
+class BigTarget(models.Model):
+    id = models.BigAutoField(primary_key=True)
+
+    objects = MultiDBManager("default")
+
+
+class UUIDTarget(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+
+    objects = MultiDBManager("default")
+
+
+class CharTarget(models.Model):
+    code = models.CharField(primary_key=True, max_length=20)
+
+    objects = MultiDBManager("default")
+
+
+class Link(models.Model):
+    url = models.URLField()
+    post = CrossDBForeignKey(
+        Post, on_delete=models.CASCADE, related_name="links", null=True, blank=True
+    )
+
+    objects = MultiDBManager("secondary")
+
+    def __str__(self):
+        return self.url
+
+
+class Tag(models.Model):
+    """Placed by CROSSFK_PARTITIONS, not by a manager."""
+
+    name = models.CharField(max_length=50)
+    link = models.ForeignKey(Link, models.CASCADE, related_name="tags")
+
+
+class ProtectedLink(models.Model):
+    post = CrossDBForeignKey(Post, on_delete=models.PROTECT, related_name="+")
+
+    objects = MultiDBManager("secondary")
+
+
+class RestrictedLink(models.Model):
+    post = CrossDBForeignKey(
+        "testapp.Post", on_delete=models.RESTRICT, related_name="restricted_links"
+    )
+
+    objects = MultiDBManager("secondary")
+
+
+class NullingLink(models.Model):
+    post = CrossDBForeignKey(
+        Post, on_delete=models.SET_NULL, null=True, related_name="nulling_links"
+    )
+
+    objects = MultiDBManager("secondary")
+
+
+def default_post_id():
+    return Post.objects.get_or_create(title="(deleted)")[0].pk
+
+
+class DefaultingLink(models.Model):
+    post = CrossDBForeignKey(
+        Post,
+        on_delete=models.SET_DEFAULT,
+        default=default_post_id,
+        related_name="defaulting_links",
+    )
+
+    objects = MultiDBManager("secondary")
+
+
+class UnenforcedLink(models.Model):
+    post = CrossDBForeignKey(
+        Post, on_delete=models.DO_NOTHING, enforce=False, related_name="+"
+    )
+
+    objects = MultiDBManager("secondary")
+
+
+class KeyedReference(models.Model):
+    big = CrossDBForeignKey(BigTarget, models.CASCADE, null=True)
+    uuid = CrossDBForeignKey(UUIDTarget, models.CASCADE, null=True)
+    char = CrossDBForeignKey(CharTarget, models.CASCADE, null=True)
+
+    objects = MultiDBManager("secondary")
