@@ -29,9 +29,9 @@ class Command(BaseCommand):
             if options[name] is not None
         ]
         for alias in settings.DATABASES:
-            self.stdout.write(
-                self.style.MIGRATE_HEADING(f"Migrating database '{alias}'")
-            )
+            if options["verbosity"]:
+                heading = f"Migrating database '{alias}'"
+                self.stdout.write(self.style.MIGRATE_HEADING(heading))
             call_command(
                 "migrate",
                 *positional,
