@@ -12,11 +12,10 @@ written. Each batch of targets costs one query per referencing database.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from itertools import chain
+from collections import Counter
 
 from django.db.models import CASCADE, PROTECT, RESTRICT
-from django.db.models.deletion import Collector, RestrictedError
+from django.db.models.deletion import Collector
 
 from crossfk.transaction import atomic
 
@@ -41,7 +40,6 @@ class CrossDeletion:
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
         self.source_collectors: dict[str, Collector] = {}
-        self.restricted = []
         self.delete_targets = collector.delete
         collector.delete = self.delete
 
@@ -72,39 +70,35 @@ class CrossDeletion:
                 source_attr=field.name,
                 nullable=field.null,
             )
+            # Rows this delete removes anyway no longer restrict it, as in
+            # Django when a cascade reaches a RESTRICT-ed row by another path.
+            for model, instances in collector.data.items():
+                self.collector.clear_restricted_objects_from_set(model, instances)
         elif action is PROTECT:
             protected = list(sub_objs)
             if protected:
                 PROTECT(self.collector, field, protected, alias)
         elif action is RESTRICT:
-            self.restricted.append((field, list(sub_objs)))
-        else:
+            # Django's own bookkeeping: the top-level collect() raises
+            # RestrictedError, so the admin lists the rows that block.
+            cascaded = set(collector.data.get(field.model, ()))
+            restricted = [obj for obj in sub_objs if obj not in cascaded]
+            if restricted:
+                RESTRICT(self.collector, field, restricted, alias)
+        elif getattr(action, "lazy_sub_objs", False) or sub_objs:
+            # As Django does: SET_DEFAULT and SET(callable) only compute their
+            # value when some row refers to the deleted targets.
             action(collector, field, sub_objs, alias)
 
-    def raise_if_restricted(self) -> None:
-        restricted_objects = defaultdict(list)
-        for field, objs in self.restricted:
-            collector = self.source_collectors[field.source_alias]
-            deleted = set(collector.data.get(field.model, ()))
-            kept = [obj for obj in objs if obj not in deleted]
-            if kept:
-                restricted_objects[f"'{field.model.__name__}.{field.name}'"] += kept
-        if restricted_objects:
-            target_name = self.restricted[0][0].remote_field.model.__name__
-            raise RestrictedError(
-                f"Cannot delete some instances of model {target_name!r} because "
-                f"they are referenced through restricted foreign keys: "
-                f"{', '.join(restricted_objects)}.",
-                set(chain.from_iterable(restricted_objects.values())),
-            )
-
     def delete(self) -> tuple[int, dict[str, int]]:
-        self.raise_if_restricted()
         aliases = dict.fromkeys([self.collector.using, *self.source_collectors])
         deleted_counter = Counter()
-        # Committed in reverse: the referencing databases before the targets'.
+        # Targets go first, so that their pre_delete receivers still see the
+        # referencing rows, as with a real ForeignKey. The blocks commit in
+        # reverse order: the referencing databases first, so a crash between
+        # two commits leaves unreferenced targets, never a dangling reference.
         with atomic(*aliases):
+            deleted_counter.update(self.delete_targets()[1])
             for collector in self.source_collectors.values():
                 deleted_counter.update(collector.delete()[1])
-            deleted_counter.update(self.delete_targets()[1])
         return sum(deleted_counter.values()), dict(deleted_counter)

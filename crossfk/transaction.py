@@ -25,10 +25,11 @@ def atomic(*aliases, savepoint: bool = True, durable: bool = False):
     """Open ``transaction.atomic()`` on each alias (every alias when none given).
 
     Usable as a context manager and as a decorator, with or without
-    arguments, like Django's. Blocks commit in reverse order of ``aliases``:
-    list the database holding referenced rows first when the block adds
-    references, and the referencing database first when it removes them, so
-    that a crash between two commits never leaves a dangling reference.
+    arguments, like Django's. Blocks commit in reverse order of ``aliases``,
+    the last one first. So that a crash between two commits never leaves a
+    dangling reference, list the database holding the referenced rows last
+    when the block adds references (it commits first), and first when the
+    block removes them (the referencing database then commits first).
     """
     if len(aliases) == 1 and isinstance(aliases[0], Callable):
         return _atomic_block(tuple(connections), savepoint, durable)(aliases[0])

@@ -1,0 +1,152 @@
+"""``crossfk.atomic``: one atomic block on each of several databases.
+
+Covers commit and rollback on both aliases, use as a decorator (bare, with
+aliases, with empty parentheses), nesting as Django nests ``atomic``, the
+order in which the blocks commit, and a failed commit rolling back the rest.
+Tests that need real commits use ``transaction=True``; the others run inside
+pytest-django's per-test transaction, where crossfk.atomic's blocks are
+savepoints that roll back for real all the same.
+"""
+
+from unittest import mock
+
+import pytest
+from django.db import DatabaseError, connections, transaction
+
+from crossfk import atomic
+from tests.factories import LinkFactory, PostFactory
+from tests.testapp.models import Link, Post
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+class Boom(Exception):
+    pass
+
+
+def ids(queryset):
+    return set(queryset.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+def test_writes_on_both_aliases_commit_together():
+    committed = []
+
+    with atomic("default", "secondary"):
+        link = LinkFactory()
+        for alias in ("default", "secondary"):
+            transaction.on_commit(
+                lambda alias=alias: committed.append(alias), using=alias
+            )
+        assert committed == []
+
+    assert sorted(committed) == ["default", "secondary"]
+    assert ids(Post.objects.all()) == {link.post_id}
+    assert ids(Link.objects.all()) == {link.pk}
+
+
+def test_exception_rolls_back_both_databases():
+    with pytest.raises(Boom), atomic("default", "secondary"):
+        LinkFactory()
+        raise Boom
+
+    assert Post.objects.count() == 0
+    assert Link.objects.count() == 0
+
+
+def test_bare_decorator_covers_every_alias():
+    @atomic
+    def write_then_fail():
+        LinkFactory()
+        raise Boom
+
+    with pytest.raises(Boom):
+        write_then_fail()
+
+    assert Post.objects.count() == 0
+    assert Link.objects.count() == 0
+
+
+def test_decorator_with_empty_parentheses_covers_every_alias():
+    @atomic()
+    def write_then_fail():
+        LinkFactory()
+        raise Boom
+
+    with pytest.raises(Boom):
+        write_then_fail()
+
+    assert Post.objects.count() == 0
+    assert Link.objects.count() == 0
+
+
+def test_decorator_with_aliases_covers_only_those():
+    post = PostFactory()
+
+    @atomic("secondary")
+    def write_both_then_fail():
+        PostFactory()
+        LinkFactory(post=post)
+        raise Boom
+
+    with pytest.raises(Boom):
+        write_both_then_fail()
+
+    assert Post.objects.count() == 2  # "default" was not in the block.
+    assert Link.objects.count() == 0
+
+
+def test_decorated_function_keeps_its_arguments_and_result():
+    @atomic("default", "secondary")
+    def create_link(url):
+        return LinkFactory(url=url)
+
+    link = create_link("https://example.com/kept")
+
+    assert Link.objects.get(pk=link.pk).url == "https://example.com/kept"
+
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+def test_caught_exception_in_inner_block_rolls_back_only_the_inner_block():
+    with atomic("default", "secondary"):
+        kept_link = LinkFactory()
+        with pytest.raises(Boom), atomic("default", "secondary"):
+            LinkFactory()
+            raise Boom
+
+    assert ids(Post.objects.all()) == {kept_link.post_id}
+    assert ids(Link.objects.all()) == {kept_link.pk}
+
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+@pytest.mark.parametrize(
+    ("aliases", "commit_order"),
+    [
+        (("default", "secondary"), ["secondary", "default"]),
+        (("secondary", "default"), ["default", "secondary"]),
+    ],
+)
+def test_blocks_commit_in_reverse_order_of_aliases(aliases, commit_order):
+    committed = []
+
+    with atomic(*aliases):
+        for alias in aliases:
+            transaction.on_commit(
+                lambda alias=alias: committed.append(alias), using=alias
+            )
+
+    assert committed == commit_order
+
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+def test_failed_first_commit_rolls_back_the_other_database():
+    # "secondary" commits first; its failure must undo the "default" block.
+    failing_commit = mock.patch.object(
+        connections["secondary"], "commit", side_effect=DatabaseError("commit lost")
+    )
+
+    with failing_commit, pytest.raises(DatabaseError), atomic("default", "secondary"):
+        LinkFactory()
+
+    assert Post.objects.count() == 0
+    assert Link.objects.count() == 0
