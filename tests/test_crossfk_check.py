@@ -1,0 +1,104 @@
+"""``crossfk_check``: dangling references found, counted, listed and fixed."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+
+from crossfk.testing import assert_queries_per_db
+from tests.factories import LinkFactory, PostFactory, ProtectedLinkFactory, TagFactory
+from tests.testapp.models import Link, ProtectedLink, Tag
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+def delete_posts_behind_crossfks_back(*posts):
+    with connections["default"].cursor() as cursor:
+        for post in posts:
+            cursor.execute("DELETE FROM testapp_post WHERE id = %s", [post.pk])
+
+
+def crossfk_check(*args, **options):
+    stdout = StringIO()
+    call_command("crossfk_check", *args, stdout=stdout, **options)
+    return stdout.getvalue()
+
+
+@pytest.fixture
+def dangling_links():
+    """Three links whose post vanished, next to two that are fine."""
+    gone, kept = PostFactory(), PostFactory()
+    broken = LinkFactory.create_batch(3, post=gone)
+    LinkFactory.create_batch(2, post=kept)
+    delete_posts_behind_crossfks_back(gone)
+    return broken
+
+
+def test_clean_databases_report_zero_and_exit_normally():
+    LinkFactory.create_batch(2)
+    output = crossfk_check("testapp.Link")
+    assert output == "testapp.Link.post -> testapp.Post (default): 0 dangling\n"
+
+
+def test_dangling_references_are_counted_and_fail_the_command(dangling_links):
+    stdout = StringIO()
+    with pytest.raises(CommandError, match="3 dangling reference") as caught:
+        call_command("crossfk_check", "testapp.Link.post", stdout=stdout)
+    assert caught.value.returncode == 1
+    assert "testapp.Link.post -> testapp.Post (default): 3 dangling" in (
+        stdout.getvalue()
+    )
+
+
+def test_verbosity_two_lists_each_dangling_row(dangling_links):
+    stdout = StringIO()
+    with pytest.raises(CommandError):
+        call_command("crossfk_check", "testapp.Link", verbosity=2, stdout=stdout)
+    for link in dangling_links:
+        assert f"testapp.Link {link.pk}: post_id={link.post_id} is missing" in (
+            stdout.getvalue()
+        )
+
+
+def test_scan_reads_in_pages_one_target_query_each(dangling_links):
+    # 5 links, pages of 2: 3 pages and the empty read that ends the scan.
+    with (
+        assert_queries_per_db({"default": 3, "secondary": 4}),
+        pytest.raises(CommandError),
+    ):
+        crossfk_check("testapp.Link.post", batch_size=2)
+
+
+def test_fix_null_clears_the_reference_and_keeps_the_rows(dangling_links):
+    output = crossfk_check("testapp.Link", fix="null")
+    assert "3 dangling, set to NULL" in output
+    assert Link.objects.filter(post__isnull=True).count() == 3
+    assert Link.objects.count() == 5
+    crossfk_check("testapp.Link")  # clean now: no CommandError
+
+
+def test_fix_delete_removes_the_rows_and_their_cascade(dangling_links):
+    TagFactory(link=dangling_links[0])
+    output = crossfk_check("testapp.Link", fix="delete")
+    assert "3 dangling, deleted" in output
+    assert Link.objects.count() == 2
+    assert not Tag.objects.exists()
+
+
+def test_fix_null_refuses_a_non_nullable_field_before_writing():
+    protected = ProtectedLinkFactory()
+    delete_posts_behind_crossfks_back(protected.post)
+    with pytest.raises(CommandError, match=r"ProtectedLink\.post"):
+        crossfk_check("testapp.ProtectedLink", fix="null")
+    assert ProtectedLink.objects.get().post_id == protected.post_id
+
+
+def test_selection_by_app_model_and_field():
+    all_fields = crossfk_check("testapp")
+    assert "testapp.Link.post" in all_fields
+    assert "testapp.KeyedReference.uuid" in all_fields
+    assert crossfk_check("testapp.KeyedReference.uuid").count("\n") == 1
+    with pytest.raises(CommandError, match="No CrossDBForeignKey matches"):
+        crossfk_check("testapp.Nothing")
