@@ -118,31 +118,44 @@ def test_caught_exception_in_inner_block_rolls_back_only_the_inner_block():
     assert ids(Link.objects.all()) == {kept_link.pk}
 
 
+def record_commits(committed):
+    for alias in ("default", "secondary"):
+        transaction.on_commit(lambda alias=alias: committed.append(alias), using=alias)
+
+
 @pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
 @pytest.mark.parametrize(
-    ("aliases", "commit_order"),
-    [
-        (("default", "secondary"), ["secondary", "default"]),
-        (("secondary", "default"), ["default", "secondary"]),
-    ],
+    "aliases", [("default", "secondary"), ("secondary", "default")]
 )
-def test_blocks_commit_in_reverse_order_of_aliases(aliases, commit_order):
+def test_adding_references_commits_the_referenced_database_first(aliases):
+    # Post ("default") is referenced by Link ("secondary"): a crash between
+    # the commits may leave a post without links, never a link without post.
     committed = []
-
     with atomic(*aliases):
-        for alias in aliases:
-            transaction.on_commit(
-                lambda alias=alias: committed.append(alias), using=alias
-            )
+        LinkFactory()
+        record_commits(committed)
+    assert committed == ["default", "secondary"]
 
-    assert committed == commit_order
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+@pytest.mark.parametrize(
+    "aliases", [("default", "secondary"), ("secondary", "default")]
+)
+def test_removing_references_commits_the_referencing_database_first(aliases):
+    link = LinkFactory()
+    committed = []
+    with atomic(*aliases):
+        Link.objects.filter(pk=link.pk).delete()
+        Post.objects.filter(pk=link.post_id).delete()
+        record_commits(committed)
+    assert committed == ["secondary", "default"]
 
 
 @pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
 def test_failed_first_commit_rolls_back_the_other_database():
-    # "secondary" commits first; its failure must undo the "default" block.
+    # "default" commits first when adding; its failure must undo "secondary".
     failing_commit = mock.patch.object(
-        connections["secondary"], "commit", side_effect=DatabaseError("commit lost")
+        connections["default"], "commit", side_effect=DatabaseError("commit lost")
     )
 
     with failing_commit, pytest.raises(DatabaseError), atomic("default", "secondary"):
