@@ -12,11 +12,13 @@ written. Each batch of targets costs one query per referencing database.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
-from django.db.models import CASCADE, PROTECT, RESTRICT
+from django.db import connections
+from django.db.models import CASCADE, PROTECT, RESTRICT, ProtectedError, RestrictedError
 from django.db.models.deletion import Collector
 
+from crossfk.idsets import IdSet
 from crossfk.transaction import atomic
 
 
@@ -40,6 +42,7 @@ class CrossDeletion:
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
         self.source_collectors: dict[str, Collector] = {}
+        self.applied_actions = []
         self.delete_targets = collector.delete
         collector.delete = self.delete
 
@@ -62,6 +65,7 @@ class CrossDeletion:
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
         sub_objs = sub_objs.using(alias).select_related(None)
+        self.applied_actions.append((action, field, sub_objs))
         collector = self.source_collector(alias)
         if action is CASCADE:
             collector.collect(
@@ -93,12 +97,51 @@ class CrossDeletion:
     def delete(self) -> tuple[int, dict[str, int]]:
         aliases = dict.fromkeys([self.collector.using, *self.source_collectors])
         deleted_counter = Counter()
-        # Targets go first, so that their pre_delete receivers still see the
-        # referencing rows, as with a real ForeignKey. The blocks commit in
-        # reverse order: the referencing databases first, so a crash between
-        # two commits leaves unreferenced targets, never a dangling reference.
         with atomic(*aliases):
+            if connections[self.collector.using].vendor == "postgresql":
+                self.recheck_under_lock()
+            # Targets go first, so that their pre_delete receivers still see
+            # the referencing rows, as with a real ForeignKey.
             deleted_counter.update(self.delete_targets()[1])
             for collector in self.source_collectors.values():
                 deleted_counter.update(collector.delete()[1])
         return sum(deleted_counter.values()), dict(deleted_counter)
+
+    def recheck_under_lock(self) -> None:
+        """Lock the targets, then read their referencing rows once more.
+
+        Collecting ran outside any transaction: a reference created since,
+        under a FOR KEY SHARE lock (see ``missing_target_ids``), would be
+        missed and left dangling. FOR UPDATE waits for such writers to
+        commit; what they added is then cascaded, or blocks the delete.
+        """
+        targets = defaultdict(set)
+        for _, field, _ in self.applied_actions:
+            model = field.remote_field.model
+            targets[model] |= {obj.pk for obj in self.collector.data.get(model, ())}
+        for model, pks in targets.items():
+            locked = model._base_manager.using(self.collector.using).filter(
+                pk__in=IdSet(pks, model._meta.pk)
+            )
+            list(locked.select_for_update().values_list("pk"))
+        for action, field, sub_objs in self.applied_actions:
+            collector = self.source_collector(field.source_alias)
+            if action is CASCADE:
+                collector.collect(
+                    sub_objs.all(),
+                    source=field.remote_field.model,
+                    source_attr=field.name,
+                    nullable=field.null,
+                )
+            elif action in (PROTECT, RESTRICT):
+                cascaded = set(collector.data.get(field.model, ()))
+                blocking = [obj for obj in sub_objs.all() if obj not in cascaded]
+                if blocking:
+                    error = ProtectedError if action is PROTECT else RestrictedError
+                    raise error(
+                        f"Cannot delete some instances of model "
+                        f"'{field.remote_field.model.__name__}' because "
+                        f"{field.describe()} refers to them since they were "
+                        f"collected.",
+                        set(blocking),
+                    )

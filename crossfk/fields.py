@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core import checks, exceptions
-from django.db import models, router
+from django.db import connections, models, router
 from django.db.models import signals
 
 from crossfk.deletion import CrossDBOnDelete
@@ -109,17 +109,30 @@ class CrossDBForeignKey(models.ForeignKey):
     # Integrity -----------------------------------------------------------------
 
     def missing_target_ids(self, values: Iterable) -> list:
-        """The values among ``values`` that no target row has, in one query."""
+        """The values among ``values`` that no target row has, in one query.
+
+        On PostgreSQL inside a transaction on the target's database, the rows
+        found are locked FOR KEY SHARE until it ends: a concurrent delete of
+        a target then waits for the reference to commit, and sees it.
+        """
         target_field = self.target_field
         wanted = {target_field.to_python(value) for value in values} - {None}
         if not wanted:
             return []
-        found = set(
+        found_ids = (
             self.target_queryset()
             .filter(**{f"{target_field.attname}__in": IdSet(wanted, target_field)})
             .values_list(target_field.attname, flat=True)
         )
-        return sorted(wanted - found, key=str)
+        connection = connections[self.target_alias]
+        if connection.vendor == "postgresql" and connection.in_atomic_block:
+            # Django has no FOR KEY SHARE; FOR SHARE would also block updates
+            # of the target's other columns.
+            sql, params = found_ids.query.get_compiler(self.target_alias).as_sql()
+            with connection.cursor() as cursor:
+                cursor.execute(f"{sql} FOR KEY SHARE", params)
+                found_ids = [found_id for (found_id,) in cursor.fetchall()]
+        return sorted(wanted - set(found_ids), key=str)
 
     def check_targets_exist(self, values: Iterable) -> None:
         """Raise ``CrossDBIntegrityError`` unless every value names a target row."""

@@ -2,10 +2,12 @@
 
 No database can commit together with another, so a crash between two commits
 leaves one written and the other not. crossfk chooses which goes first: when
-the block adds references, the databases holding the referenced rows commit
-first (a crash leaves an unreferenced target); when it deletes, the
-referencing databases commit first (a crash leaves an unreferenced target
-again, never a dangling reference). With ``two_phase=True`` on PostgreSQL,
+the block adds references, the databases that gained referenced rows commit
+first (a crash leaves an unreferenced target), and databases only read
+commit last (keeping their FOR KEY SHARE locks until the references are
+committed); when it deletes, the referencing databases commit first (a crash
+leaves an unreferenced target again, never a dangling reference).
+With ``two_phase=True`` on PostgreSQL,
 every database is prepared (``PREPARE TRANSACTION``) before any commits, and
 ``crossfk_recover`` finishes what a crash interrupted.
 """
@@ -56,15 +58,18 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     return ordered
 
 
-class DeleteWatcher:
-    """An execute wrapper that notes whether the block deleted any row."""
+class WriteWatcher:
+    """An execute wrapper that notes what a block wrote, and where."""
 
-    def __init__(self) -> None:
-        self.saw_delete = False
+    def __init__(self, alias: str, written: set, deleted: set) -> None:
+        self.alias, self.written, self.deleted = alias, written, deleted
 
     def __call__(self, execute, sql, params, many, context):
-        if not self.saw_delete and sql.lstrip()[:6].upper() == "DELETE":
-            self.saw_delete = True
+        verb = sql.lstrip()[:6].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            self.written.add(self.alias)
+        if verb == "DELETE":
+            self.deleted.add(self.alias)
         return execute(sql, params, many, context)
 
 
@@ -94,7 +99,7 @@ class CrossAtomic(ContextDecorator):
             connections[alias].in_atomic_block for alias in self.aliases
         )
         self.blocks = {}
-        self.watcher = DeleteWatcher()
+        self.written, self.deleted = set(), set()
         self.wrappers = ExitStack()
         try:
             for alias in self.aliases:
@@ -103,9 +108,8 @@ class CrossAtomic(ContextDecorator):
                 )
                 block.__enter__()
                 self.blocks[alias] = block
-                self.wrappers.enter_context(
-                    connections[alias].execute_wrapper(self.watcher)
-                )
+                watcher = WriteWatcher(alias, self.written, self.deleted)
+                self.wrappers.enter_context(connections[alias].execute_wrapper(watcher))
         except BaseException as error:
             self.wrappers.close()
             self.leave(list(self.blocks), (type(error), error, error.__traceback__))
@@ -114,7 +118,14 @@ class CrossAtomic(ContextDecorator):
 
     def commit_order(self) -> list[str]:
         order = reference_order(self.aliases)
-        return order[::-1] if self.watcher.saw_delete else order
+        if self.deleted:
+            return order[::-1]
+        # Adding references: databases that gained referenced rows commit
+        # first; those only read (and locked, FOR KEY SHARE) commit last, so
+        # their locks last until the references are committed.
+        return [alias for alias in order if alias in self.written] + [
+            alias for alias in order if alias not in self.written
+        ]
 
     def __exit__(self, exc_type, exc_value, traceback):
         self.wrappers.close()
