@@ -17,7 +17,8 @@ def database(alias: str) -> dict:
         port_variable = f"CROSSFK_PG_PORT_{alias.upper()}"
         return {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": "crossfk",
+            # A child process of the fault tests names the test database.
+            "NAME": os.environ.get("CROSSFK_PG_NAME", "crossfk"),
             "USER": os.environ.get("CROSSFK_PG_USER", "postgres"),
             "HOST": os.environ.get("CROSSFK_PG_HOST", "127.0.0.1"),
             "PORT": os.environ[port_variable],

@@ -1,0 +1,103 @@
+"""Concurrent writers on two PostgreSQL servers leave no dangling reference.
+
+Threads interleave creating links (inside ``crossfk.atomic``, where the
+existence check locks the post FOR KEY SHARE) with deleting posts (which
+lock them FOR UPDATE and read their links again under the lock). Whatever
+order the servers pick, ``crossfk_check`` must find nothing afterwards.
+"""
+
+import random
+import threading
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connections
+from django.db.models import ProtectedError
+
+from crossfk import CrossDBIntegrityError, atomic
+from tests.factories import PostFactory
+from tests.testapp.models import Link, Post, ProtectedLink
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+
+THREADS = 4
+OPERATIONS_PER_THREAD = 600  # 2,400 operations in all, per test
+
+
+def run_concurrently(operation, post_ids):
+    """Run ``operation`` THREADS x OPERATIONS_PER_THREAD times; tally outcomes."""
+    outcomes, lock, errors = [], threading.Lock(), []
+
+    def worker(seed):
+        chooser = random.Random(seed)
+        try:
+            for _ in range(OPERATIONS_PER_THREAD):
+                outcome = operation(chooser, chooser.choice(post_ids))
+                with lock:
+                    outcomes.append(outcome)
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {name: outcomes.count(name) for name in set(outcomes)}
+
+
+def create_or_delete(model, blocked_error):
+    def operation(chooser, post_id):
+        try:
+            if chooser.random() < 0.8:
+                with atomic("default", "secondary"):
+                    model.objects.create(post=Post.objects.get(pk=post_id))
+                return "created"
+            Post.objects.filter(pk=post_id).delete()
+            return "deleted"
+        except (Post.DoesNotExist, CrossDBIntegrityError):
+            return "post gone"
+        except blocked_error:
+            return "delete blocked"
+        except DatabaseError as error:
+            if "deadlock" in str(error):
+                return "deadlock"
+            raise
+
+    return operation
+
+
+def assert_no_dangling_reference(label):
+    stdout = StringIO()
+    call_command("crossfk_check", label, stdout=stdout)  # raises if any dangles
+    assert " 0 dangling" in stdout.getvalue()
+
+
+def test_cascade_under_concurrent_creates_and_deletes():
+    post_ids = [post.pk for post in PostFactory.create_batch(60, author=None)]
+
+    outcomes = run_concurrently(create_or_delete(Link, ()), post_ids)
+
+    assert outcomes.get("created", 0) > 0
+    assert outcomes.get("deleted", 0) > 0
+    assert sum(outcomes.values()) == THREADS * OPERATIONS_PER_THREAD
+    assert_no_dangling_reference("testapp.Link.post")
+    remaining = set(Post.objects.values_list("pk", flat=True))
+    assert set(Link.objects.values_list("post_id", flat=True)) <= remaining
+
+
+def test_protect_under_concurrent_creates_and_deletes():
+    post_ids = [post.pk for post in PostFactory.create_batch(60, author=None)]
+
+    outcomes = run_concurrently(
+        create_or_delete(ProtectedLink, ProtectedError), post_ids
+    )
+
+    assert outcomes.get("created", 0) > 0
+    assert outcomes.get("delete blocked", 0) > 0
+    assert_no_dangling_reference("testapp.ProtectedLink.post")
