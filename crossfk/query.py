@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.sql import Query
 
@@ -55,8 +55,12 @@ class CrossLookup:
     remote_lookup: str
 
     @classmethod
-    def resolve(cls, model, lookup: str) -> CrossLookup | None:
-        """Split ``lookup`` at the relation it crosses; None if it stays local."""
+    def resolve(cls, model, lookup: str, value=None) -> CrossLookup | None:
+        """Split ``lookup`` at the relation it crosses; None if it stays local.
+
+        A queryset ``value`` (``post__in=Post.objects.filter(...)``) is read
+        in its own database, so it makes any lookup on the relation cross.
+        """
         parts = lookup.split(LOOKUP_SEP)
         opts = model._meta
         for position, name in enumerate(parts):
@@ -69,8 +73,10 @@ class CrossLookup:
             rest = parts[position + 1 :]
             cross_field = cross_field_of(field)
             if cross_field is field:
-                if cls.is_local(cross_field, rest):
+                if not isinstance(value, QuerySet) and cls.is_local(field, rest):
                     return None
+                if not rest or field.get_lookup(rest[0]) is not None:
+                    rest = [field.target_field.name, *rest]  # post__in=<queryset>
                 return cls(prefix, cross_field, False, LOOKUP_SEP.join(rest))
             if cross_field is not None:
                 return cls(prefix, cross_field, True, LOOKUP_SEP.join(rest))
@@ -146,7 +152,7 @@ def split_cross_lookups(model, q: Q) -> Q:
         if isinstance(child, Q):
             children.append(split_cross_lookups(model, child))
             continue
-        cross = isinstance(child, tuple) and CrossLookup.resolve(model, child[0])
+        cross = isinstance(child, tuple) and CrossLookup.resolve(model, *child)
         if not cross:
             children.append(child)
         elif q.connector == Q.AND:
