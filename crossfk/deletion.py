@@ -54,11 +54,42 @@ class CrossDeletion:
         return plan
 
     def source_collector(self, alias: str) -> Collector:
+        # Of the same class: the admin's NestedObjects then records, in the
+        # other database too, what it lists on the delete confirmation page.
         if alias not in self.source_collectors:
-            self.source_collectors[alias] = Collector(
+            self.source_collectors[alias] = type(self.collector)(
                 using=alias, origin=self.collector.origin
             )
         return self.source_collectors[alias]
+
+    def cascade(self, collector, field, sub_objs) -> None:
+        rows = sub_objs  # a queryset, so that the Collector may fast-delete it
+        is_nested = hasattr(collector, "edges")  # the admin's NestedObjects
+        if is_nested:
+            rows = list(sub_objs)
+            # It names each row's target; give it the one in hand rather
+            # than let it read each back from the target's database.
+            targets = {
+                target.pk: target
+                for target in self.collector.data.get(field.remote_field.model, ())
+            }
+            for row in rows:
+                target = targets.get(getattr(row, field.attname))
+                if target is not None:
+                    field.set_cached_value(row, target)
+        collector.collect(
+            rows,
+            source=field.remote_field.model,
+            source_attr=field.name,
+            nullable=field.null,
+        )
+        if is_nested:  # Show the other database's rows on the same page.
+            for source, targets_of_source in collector.edges.items():
+                edges = self.collector.edges.setdefault(source, [])
+                edges.extend(t for t in targets_of_source if t not in edges)
+            for model, objs in collector.model_objs.items():
+                self.collector.model_objs[model] |= objs
+            self.collector.protected |= collector.protected
 
     def apply(self, action, field, sub_objs) -> None:
         alias = field.source_alias
@@ -68,12 +99,7 @@ class CrossDeletion:
         self.applied_actions.append((action, field, sub_objs))
         collector = self.source_collector(alias)
         if action is CASCADE:
-            collector.collect(
-                sub_objs,
-                source=field.remote_field.model,
-                source_attr=field.name,
-                nullable=field.null,
-            )
+            self.cascade(collector, field, sub_objs)
             # Rows this delete removes anyway no longer restrict it, as in
             # Django when a cascade reaches a RESTRICT-ed row by another path.
             for model, instances in collector.data.items():
@@ -127,12 +153,7 @@ class CrossDeletion:
         for action, field, sub_objs in self.applied_actions:
             collector = self.source_collector(field.source_alias)
             if action is CASCADE:
-                collector.collect(
-                    sub_objs.all(),
-                    source=field.remote_field.model,
-                    source_attr=field.name,
-                    nullable=field.null,
-                )
+                self.cascade(collector, field, sub_objs.all())
             elif action in (PROTECT, RESTRICT):
                 cascaded = set(collector.data.get(field.model, ()))
                 blocking = [obj for obj in sub_objs.all() if obj not in cascaded]

@@ -396,3 +396,20 @@ def test_pre_delete_receiver_of_post_still_sees_its_links():
         post.delete()
 
     assert links_seen == [2]
+
+
+# The admin's delete confirmation ----------------------------------------------
+
+
+def test_admin_confirmation_lists_the_rows_of_the_other_database():
+    post = PostFactory()
+    first, second = LinkFactory.create_batch(2, post=post)
+    tag = TagFactory(link=first)
+    collector = NestedObjects(using="default")
+
+    with assert_queries_per_db({"default": 0}):
+        collector.collect([post])
+
+    assert collector.nested() == [post, [first, [tag], second]]
+    assert collector.model_objs[Link] == {first, second}
+    assert collector.protected == set()
