@@ -26,6 +26,18 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
             queryset = queryset.fetch_mode(instance._state.fetch_mode)
         return queryset
 
+    def __get__(self, instance, cls=None):
+        try:
+            return super().__get__(instance, cls)
+        except self.RelatedObjectDoesNotExist:
+            # A prefetch found no target for a non-null id: still a dangling
+            # id, to be named as such rather than "Link has no post."
+            if getattr(instance, self.field.attname) is None:
+                raise
+            raise self.RelatedObjectDoesNotExist(
+                self.dangling_message(instance)
+            ) from None
+
     def get_object(self, instance):
         try:
             return super().get_object(instance)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core import checks, exceptions
+from django.core.exceptions import FieldError
 from django.db import connections, models, router
 from django.db.models import signals
 
@@ -208,6 +209,18 @@ class CrossDBForeignKey(models.ForeignKey):
             )
 
     # Lookups, forms, migrations ---------------------------------------------
+
+    def get_extra_restriction(self, alias, related_alias):
+        # Django asks this of every join it emits over the relation, in either
+        # direction, from any queryset: the one place to stop a join that
+        # names a table the server does not have.
+        raise FieldError(
+            f"Cannot join across databases through {self.describe()}: its "
+            f"target lives in '{self.target_alias}'. Query "
+            f"{self.model._meta.object_name} through a MultiDBManager (or "
+            f"CrossQuerySet), which splits such lookups in two, or use "
+            f"prefetch_cross() to load the related objects."
+        )
 
     def get_lookup(self, lookup_name):
         if lookup_name == "in":

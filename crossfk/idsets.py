@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Expression, Field
+from django.db.models import Expression, Field, QuerySet
 from django.db.models.fields.related_lookups import RelatedIn
 from django.utils.datastructures import OrderedSet
 
@@ -39,9 +39,12 @@ class IdSet(Expression):
     def db_values(self, connection) -> list:
         """The values as the database stores them; an empty set matches nothing."""
         field = self.output_field
+        source = self.values
+        if isinstance(source, QuerySet):
+            source = source.all()  # A fresh read at each compile: no stale ids.
         values = [
             field.get_db_prep_value(value, connection, prepared=False)
-            for value in OrderedSet(self.values)
+            for value in OrderedSet(source)
             if value is not None
         ]
         if not values:

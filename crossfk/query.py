@@ -129,15 +129,23 @@ class CrossLookup:
         for lookup, value in conditions:
             head = lookup.split(LOOKUP_SEP, 1)[0]
             names_a_field = head == "pk" or head in {f.name for f in opts.get_fields()}
-            if not lookup:
-                lookup = "pk"
-            elif not names_a_field:
-                lookup = f"pk{LOOKUP_SEP}{lookup}"  # links=obj, links__in=[...]
+            if not names_a_field:  # links=obj, links__in=[...]
+                lookup = LOOKUP_SEP.join(filter(None, ["pk", lookup]))
+                value = primary_keys(value)
             remote_conditions.append((lookup, value))
         source_ids = source_queryset.filter(Q(*remote_conditions)).values_list(
             field.attname, flat=True
         )
         return Q((local, IdSet(source_ids, target_field)))
+
+
+def primary_keys(value):
+    """``value`` with model instances, alone or in a list, replaced by their pk."""
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [primary_keys(item) for item in value]
+    return value
 
 
 def split_cross_lookups(model, q: Q) -> Q:
@@ -198,6 +206,22 @@ class CrossQuery(Query):
         return path, final_field, targets, rest
 
 
+def cross_field_on_path(model, path: str) -> CrossDBForeignKey | None:
+    """The first CrossDBForeignKey a ``select_related()`` path would follow."""
+    opts = model._meta
+    for name in path.split(LOOKUP_SEP):
+        try:
+            field = opts.get_field(name)
+        except FieldDoesNotExist:
+            return None  # Django reports invalid names itself.
+        if cross_field_of(field) is not None:
+            return cross_field_of(field)
+        if field.related_model is None:
+            return None
+        opts = field.related_model._meta
+    return None
+
+
 def same_database_select_related(model, depth: int = 1) -> list[str]:
     """The paths a bare select_related() follows, less cross-database ones."""
     paths = []
@@ -234,11 +258,11 @@ class CrossQuerySet(models.QuerySet):
                 return self._chain()
         elif fields != (None,):
             for path in fields:
-                cross = CrossLookup.resolve(self.model, f"{path}{LOOKUP_SEP}pk")
-                if cross is not None:
+                cross_field = cross_field_on_path(self.model, path)
+                if cross_field is not None:
                     raise FieldError(
                         f"select_related({path!r}) would join across databases "
-                        f"through {cross.field.describe()}. {PREFETCH_HINT}"
+                        f"through {cross_field.describe()}. {PREFETCH_HINT}"
                     )
         return super().select_related(*fields)
 
