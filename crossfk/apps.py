@@ -6,4 +6,6 @@ class CrossFKConfig(AppConfig):
     verbose_name = "Cross-database foreign keys"
 
     def ready(self) -> None:
-        from crossfk import checks  # noqa: F401  (registers the checks)
+        from crossfk import checks, serializers  # noqa: F401  (registers checks)
+
+        serializers.install()

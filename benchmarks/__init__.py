@@ -1,0 +1,1 @@
+"""Benchmarks for crossfk: ``python benchmarks/run.py --help``."""

@@ -1,0 +1,177 @@
+"""What the benchmark loads and what it reads, on both pairs of models.
+
+Each read returns how many rows it reached, so the runner can check that
+crossfk and Django answered the same question: a fast wrong answer is not a
+result. Import this module only once Django is set up (it imports models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.core.management import call_command
+from django.db import connections, transaction
+
+from benchmarks.benchapp.models import Link, Post, SameLink, SamePost
+
+ALIASES = ("default", "secondary")
+BATCH_SIZE = 2000
+# Titles start with "<i % 10>-", so one prefix selects exactly 10% of posts.
+TITLE_PREFIX = "3-"
+# One query per link is slow; past this many links the N+1 loop is timed on
+# the first NAIVE_LINKS and scaled.
+NAIVE_LINKS = 1000
+
+
+def load(size: int) -> None:
+    """Replace every row with ``size`` links over ``size // 10`` posts, twice.
+
+    Link ``i`` points at post ``i % (size // 10)``: each post gets ten links,
+    and the links hold ``size // 10`` distinct targets, so a forward prefetch
+    has as many ids to send as the data allows. Both pairs get the same ids.
+    """
+    post_count = max(size // 10, 1)
+    for alias in ALIASES:
+        call_command("flush", database=alias, interactive=False, verbosity=0)
+    titles = [f"{i % 10}-post-{i}" for i in range(post_count)]
+    links = [(f"https://example.com/{i}", i % post_count + 1) for i in range(size)]
+    with transaction.atomic(using="default"):
+        for post_model in (Post, SamePost):
+            post_model.objects.bulk_create(
+                [post_model(id=i, title=title) for i, title in enumerate(titles, 1)],
+                batch_size=BATCH_SIZE,
+            )
+        SameLink.objects.bulk_create(
+            [
+                SameLink(id=i, url=url, post_id=post_id)
+                for i, (url, post_id) in enumerate(links, 1)
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    with transaction.atomic(using="secondary"):
+        Link.objects.bulk_create(
+            [
+                Link(id=i, url=url, post_id=post_id)
+                for i, (url, post_id) in enumerate(links, 1)
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    for alias in ALIASES:
+        # Fresh planner statistics, so neither side is judged on stale ones.
+        with connections[alias].cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def read_posts(links: Iterable) -> int:
+    """Touch ``link.post.title`` on every link; return how many were read."""
+    return sum(1 for link in links if link.post.title)
+
+
+def read_links(posts: Iterable) -> int:
+    """Touch ``link.url`` on every post's links; return how many were read."""
+    return sum(1 for post in posts for link in post.links.all() if link.url)
+
+
+def crossfk_prefetch() -> int:
+    return read_posts(list(Link.objects.prefetch_cross("post")))
+
+
+def django_prefetch() -> int:
+    return read_posts(list(SameLink.objects.prefetch_related("post")))
+
+
+def django_join() -> int:
+    return read_posts(list(SameLink.objects.select_related("post")))
+
+
+def crossfk_naive() -> int:
+    return read_posts(Link.objects.order_by("pk")[:NAIVE_LINKS])
+
+
+def crossfk_reverse() -> int:
+    return read_links(list(Post.objects.prefetch_cross("links")))
+
+
+def django_reverse() -> int:
+    return read_links(list(SamePost.objects.prefetch_related("links")))
+
+
+def crossfk_filter() -> int:
+    return len(list(Link.objects.filter(post__title__startswith=TITLE_PREFIX)))
+
+
+def django_filter() -> int:
+    return len(list(SameLink.objects.filter(post__title__startswith=TITLE_PREFIX)))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed read. ``max_links``: time that many links, scale to N."""
+
+    side: str
+    code: str
+    read: Callable[[], int]
+    max_links: int | None = None
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """crossfk's time over Django's, and the most the project promises."""
+
+    label: str
+    crossfk: str
+    django: str
+    target: float | None = None
+    target_from_size: int = 0
+
+
+MEASUREMENTS = {
+    "prefetch_cross": Measurement(
+        "crossfk", 'Link.objects.prefetch_cross("post")', crossfk_prefetch
+    ),
+    "prefetch_related": Measurement(
+        "Django", 'SameLink.objects.prefetch_related("post")', django_prefetch
+    ),
+    "select_related": Measurement(
+        "Django", 'SameLink.objects.select_related("post")', django_join
+    ),
+    "naive": Measurement(
+        "crossfk",
+        "for link in Link.objects.all(): link.post",
+        crossfk_naive,
+        max_links=NAIVE_LINKS,
+    ),
+    "reverse_cross": Measurement(
+        "crossfk", 'Post.objects.prefetch_cross("links")', crossfk_reverse
+    ),
+    "reverse_django": Measurement(
+        "Django", 'SamePost.objects.prefetch_related("links")', django_reverse
+    ),
+    "filter_cross": Measurement(
+        "crossfk",
+        f'Link.objects.filter(post__title__startswith="{TITLE_PREFIX}")',
+        crossfk_filter,
+    ),
+    "filter_join": Measurement(
+        "Django",
+        f'SameLink.objects.filter(post__title__startswith="{TITLE_PREFIX}")',
+        django_filter,
+    ),
+}
+
+RATIOS = [
+    Ratio(
+        "forward prefetch / Django prefetch_related",
+        "prefetch_cross",
+        "prefetch_related",
+        target=1.05,
+        target_from_size=10_000,
+    ),
+    Ratio(
+        "reverse prefetch / Django prefetch_related", "reverse_cross", "reverse_django"
+    ),
+    Ratio(
+        "cross filter (10%) / Django JOIN", "filter_cross", "filter_join", target=1.5
+    ),
+]
