@@ -74,12 +74,24 @@ class IdSet(Expression):
 class IdSetIn(RelatedIn):
     """``relation__in=[...]`` on a CrossDBForeignKey, sent as one ``IdSet``."""
 
+    def id_set(self) -> IdSet:
+        if isinstance(self.rhs, IdSet):
+            return self.rhs
+        return IdSet(self.rhs, self.lhs.output_field)
+
     def process_rhs(self, compiler, connection):
         if not self.rhs_is_direct_value():
             return super().process_rhs(compiler, connection)
-        values = OrderedSet(self.rhs)
-        values.discard(None)
-        if not values:
-            raise EmptyResultSet
-        sql, params = compiler.compile(IdSet(values, self.lhs.output_field))
+        sql, params = compiler.compile(self.id_set())
         return f"({sql})", params
+
+    def as_postgresql(self, compiler, connection):
+        if not (self.rhs_is_direct_value() or isinstance(self.rhs, IdSet)):
+            return self.as_sql(compiler, connection)
+        # "= ANY(array)": PostgreSQL plans it as a list of values, a little
+        # faster than IN over the unnested array.
+        ids = self.id_set()
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        db_type = ids.element_db_type(connection)
+        sql = f"{lhs_sql} = ANY(%s::{db_type}[])"
+        return sql, (*lhs_params, ids.db_values(connection))

@@ -103,12 +103,11 @@ class CrossLookup:
         """A local Q on the id column, fed by a lazy query on the other side."""
         field = self.field
         if self.is_reverse:
-            source_queryset = CrossQuerySet(field.model).using(field.source_alias)
+            source_queryset = CrossQuerySet(field.model, using=field.source_alias)
             return self.reverse_q(source_queryset, conditions)
         target_field = field.target_field
         target_ids = (
-            CrossQuerySet(field.remote_field.model)
-            .using(field.target_alias)
+            CrossQuerySet(field.remote_field.model, using=field.target_alias)
             .filter(Q(*conditions))
             .values_list(target_field.attname, flat=True)
         )
