@@ -208,20 +208,30 @@ def test_author_delete_cascades_through_posts_to_their_links():
 # PROTECT and RESTRICT ------------------------------------------------------------
 
 
-def test_protect_blocks_instance_delete_in_both_databases():
+@pytest.mark.parametrize(
+    ("blocking_factory", "error", "blocked_attribute"),
+    [
+        (ProtectedLinkFactory, ProtectedError, "protected_objects"),
+        (RestrictedLinkFactory, RestrictedError, "restricted_objects"),
+    ],
+    ids=["protect", "restrict"],
+)
+def test_blocking_action_stops_instance_delete_in_both_databases(
+    blocking_factory, error, blocked_attribute
+):
     post = PostFactory()
     link = LinkFactory(post=post)
     nulling_link = NullingLinkFactory(post=post)
-    protected_link = ProtectedLinkFactory(post=post)
+    blocking_link = blocking_factory(post=post)
 
-    with pytest.raises(ProtectedError) as raised:
+    with pytest.raises(error) as raised:
         post.delete()
 
-    assert raised.value.protected_objects == {protected_link}
+    assert getattr(raised.value, blocked_attribute) == {blocking_link}
     assert Post.objects.filter(pk=post.pk).exists()
     assert ids(Link.objects.all()) == {link.pk}
     assert NullingLink.objects.get(pk=nulling_link.pk).post_id == post.pk
-    assert ids(ProtectedLink.objects.all()) == {protected_link.pk}
+    assert ids(type(blocking_link).objects.all()) == {blocking_link.pk}
 
 
 def test_protect_blocks_queryset_delete_of_every_post(placeholder_post):
@@ -239,22 +249,6 @@ def test_protect_blocks_queryset_delete_of_every_post(placeholder_post):
         protected_post.pk,
     }
     assert ids(Link.objects.all()) == {link.pk}
-
-
-def test_restrict_blocks_instance_delete_in_both_databases():
-    post = PostFactory()
-    link = LinkFactory(post=post)
-    nulling_link = NullingLinkFactory(post=post)
-    restricted_link = RestrictedLinkFactory(post=post)
-
-    with pytest.raises(RestrictedError) as raised:
-        post.delete()
-
-    assert raised.value.restricted_objects == {restricted_link}
-    assert Post.objects.filter(pk=post.pk).exists()
-    assert ids(Link.objects.all()) == {link.pk}
-    assert NullingLink.objects.get(pk=nulling_link.pk).post_id == post.pk
-    assert ids(RestrictedLink.objects.all()) == {restricted_link.pk}
 
 
 def test_restrict_blocks_cascade_from_author():

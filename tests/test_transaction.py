@@ -54,21 +54,9 @@ def test_exception_rolls_back_both_databases():
     assert Link.objects.count() == 0
 
 
-def test_bare_decorator_covers_every_alias():
-    @atomic
-    def write_then_fail():
-        LinkFactory()
-        raise Boom
-
-    with pytest.raises(Boom):
-        write_then_fail()
-
-    assert Post.objects.count() == 0
-    assert Link.objects.count() == 0
-
-
-def test_decorator_with_empty_parentheses_covers_every_alias():
-    @atomic()
+@pytest.mark.parametrize("decorator", [atomic, atomic()], ids=["bare", "called"])
+def test_decorator_without_aliases_covers_every_alias(decorator):
+    @decorator
     def write_then_fail():
         LinkFactory()
         raise Boom
