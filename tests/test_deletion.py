@@ -32,7 +32,6 @@ from tests.testapp.models import (
     Link,
     NullingLink,
     Post,
-    ProtectedLink,
     RestrictedLink,
     Tag,
     UnenforcedLink,
