@@ -1,17 +1,22 @@
 """Settings for the crossfk demo: a blog whose posts and links live in two
-SQLite databases, placed by crossfk's router."""
+SQLite databases, placed by crossfk's router.
 
+CROSSFK_DEMO_VAR names the directory of the two database files (default:
+demo/var/); the browser tests point it at a temporary directory.
+"""
+
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # SQLite creates database files but not their directory; var/ is git-ignored.
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR = Path(os.environ.get("CROSSFK_DEMO_VAR") or BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = "crossfk-demo-not-secret"
 DEBUG = True
-ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -66,4 +71,6 @@ DATABASE_ROUTERS = ["crossfk.routers.PartitionRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+# With DEBUG, `demo --serve` (runserver from staticfiles) serves the admin's
+# CSS and JavaScript from the installed apps: no collectstatic for a demo.
 STATIC_URL = "static/"

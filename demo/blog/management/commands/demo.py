@@ -1,38 +1,33 @@
 """``manage.py demo``: seed the two-database blog and report, database by
 database, where the rows live, what reading across the boundary costs in
-queries, and what a delete does on the other side."""
+queries, and what a delete does on the other side.
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+``manage.py demo --serve [ADDR:PORT]`` then serves the blog: a page listing
+the links with their posts, and the admin (with a demo superuser)."""
+
+from collections.abc import Callable
 
 import django
 import factory.random
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.core.management.color import no_style
 from django.db import connections
-from django.test.utils import CaptureQueriesContext
 
 from blog.factories import LinkFactory, PostFactory
 from blog.models import Link, Post
+from blog.querycount import count_queries
 
 MODELS = (Post, Link)
 
 # The same fake text on every run, so that the report can be compared.
 FAKER_SEED = "crossfk-demo"
 
-
-@contextmanager
-def count_queries() -> Iterator[dict[str, int]]:
-    """Yield a dict that holds, once the block exits, the queries per alias."""
-    counts = {}
-    with ExitStack() as stack:
-        captured = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in connections
-        }
-        yield counts
-    counts.update((alias, len(context)) for alias, context in captured.items())
+# The site is for trying crossfk on a laptop, never for a public address.
+DEMO_USERNAME = "admin"
+DEMO_PASSWORD = "admin"
+DEFAULT_ADDRPORT = "127.0.0.1:8000"
 
 
 def existing_tables(alias: str) -> list[str]:
@@ -86,8 +81,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--links-per-post", type=int, default=3, help="Links to create per post."
         )
+        parser.add_argument(
+            "--serve",
+            nargs="?",
+            const=DEFAULT_ADDRPORT,
+            metavar="ADDR:PORT",
+            help=(
+                "After the report, create the superuser "
+                f"{DEMO_USERNAME}/{DEMO_PASSWORD} and serve the blog and its "
+                f"admin until interrupted (default {DEFAULT_ADDRPORT})."
+            ),
+        )
 
-    def handle(self, *args, posts: int, links_per_post: int, **options):
+    def handle(
+        self, *args, posts: int, links_per_post: int, serve: str | None, **options
+    ):
+        self.report(posts, links_per_post)
+        if serve:
+            self.serve(serve)
+
+    def report(self, posts: int, links_per_post: int) -> None:
         call_command("migrate_all", verbosity=0, interactive=False)
         empty_blog_tables()
         factory.random.reseed_random(FAKER_SEED)
@@ -203,3 +216,21 @@ class Command(BaseCommand):
             f"  post.delete() returned {deleted}",
             "  Queries include BEGIN and COMMIT: crossfk.atomic spans both databases.",
         )
+
+    def serve(self, addrport: str) -> None:
+        """Serve the blog with runserver, without the autoreloader: the
+        seeding above must not run again in a child process."""
+        user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+        user.is_staff = user.is_superuser = True
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        # runserver takes a bare port too, on its default address.
+        address = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+        self.write(
+            "",
+            f"Serving the blog on http://{address}/ (Ctrl-C to stop):",
+            "  /         the links with their posts, queries per database",
+            f"  /admin/   Post and Link; log in as {DEMO_USERNAME} / {DEMO_PASSWORD}",
+            "",
+        )
+        call_command("runserver", addrport, use_reloader=False)
