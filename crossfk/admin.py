@@ -39,6 +39,15 @@ class CrossDBChangeList(ChangeList):
         queryset = super().apply_select_related(queryset)
         return queryset.prefetch_related(*dict.fromkeys(shown))
 
+    def get_select_related_fields(self):
+        # Django 6.1+ names the relations of list_display instead of calling
+        # a bare select_related(): the cross ones are prefetched above.
+        return [
+            name
+            for name in super().get_select_related_fields()
+            if not is_cross_relation(self.model, name)
+        ]
+
 
 class CrossDBAdminMixin:
     """Mix into a ModelAdmin whose model has CrossDBForeignKeys."""

@@ -111,7 +111,11 @@ class CrossLookup:
             .filter(Q(*conditions))
             .values_list(target_field.attname, flat=True)
         )
-        return Q((f"{self.prefix}{field.attname}__in", IdSet(target_ids, field)))
+        local = Q((f"{self.prefix}{field.attname}__in", IdSet(target_ids, field)))
+        if all(matches_missing_target(*condition) for condition in conditions):
+            # A join would match rows without a target too (LEFT OUTER JOIN).
+            local |= Q((f"{self.prefix}{field.attname}__isnull", True))
+        return local
 
     def reverse_q(self, source_queryset, conditions) -> Q:
         field = self.field
@@ -136,6 +140,11 @@ class CrossLookup:
             field.attname, flat=True
         )
         return Q((local, IdSet(source_ids, target_field)))
+
+
+def matches_missing_target(lookup: str, value) -> bool:
+    """Whether a lookup on the target holds for a row that has no target."""
+    return lookup.split(LOOKUP_SEP)[-1] == "isnull" and bool(value)
 
 
 def primary_keys(value):
@@ -170,14 +179,20 @@ def split_cross_lookups(model, q: Q) -> Q:
             children.append(cross.as_q([(cross.remote_lookup, child[1])]))
     for cross, conditions in groups.values():
         children.append(cross.as_q(conditions))
-    return Q(*children, _connector=q.connector, _negated=q.negated)
+    split = Q(*children, _connector=q.connector, _negated=q.negated)
+    split.crossfk_split = True  # Query._add_q() meets nested nodes again.
+    return split
 
 
 class CrossQuery(Query):
     """A Query that splits cross-database lookups and refuses cross joins."""
 
-    def add_q(self, q_object, *args, **kwargs):
-        return super().add_q(split_cross_lookups(self.model, q_object), *args, **kwargs)
+    def _add_q(self, q_object, *args, **kwargs):
+        # _add_q, not add_q: a Q inside an expression (an aggregate's filter,
+        # When()) is resolved through it too.
+        if not getattr(q_object, "crossfk_split", False):
+            q_object = split_cross_lookups(self.model, q_object)
+        return super()._add_q(q_object, *args, **kwargs)
 
     def names_to_path(self, names, opts, allow_many=True, fail_on_missing=False):
         path, final_field, targets, rest = super().names_to_path(

@@ -15,6 +15,7 @@ class AuthorFactory(PartitionedModelFactory):
 
 class PostFactory(PartitionedModelFactory):
     title = factory.Sequence(lambda n: f"Post {n}")
+    slug = factory.Sequence(lambda n: f"post-{n}")
     author = factory.SubFactory(AuthorFactory)
 
     class Meta:

@@ -74,3 +74,6 @@ USE_TZ = True
 # With DEBUG, `demo --serve` (runserver from staticfiles) serves the admin's
 # CSS and JavaScript from the installed apps: no collectstatic for a demo.
 STATIC_URL = "static/"
+# Django 5.2's transitional setting: URLField form fields assume https, as
+# they do from 6.0 on (where the setting is gone).
+FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -2,7 +2,8 @@
 
 Every on_delete action has its own referencing model, each side has an
 ordinary ForeignKey of its own (Post.author, Tag.link), and the targets
-cover integer, big integer, UUID and char primary keys.
+cover integer, big integer, UUID and char primary keys. Post has a natural
+key (its slug) for fixtures.
 """
 
 import uuid
@@ -21,16 +22,27 @@ class Author(models.Model):
         return self.name
 
 
+class PostManager(MultiDBManager):
+    def get_by_natural_key(self, slug):
+        return self.get(slug=slug)
+
+
 class Post(models.Model):
     title = models.CharField(max_length=200)
     author = models.ForeignKey(
         Author, models.CASCADE, null=True, blank=True, related_name="posts"
     )
+    # The natural key of fixtures. Nullable, so that posts made without one
+    # (the SET_DEFAULT placeholder) never clash on uniqueness.
+    slug = models.SlugField(max_length=200, unique=True, null=True, blank=True)
 
-    objects = MultiDBManager("default")
+    objects = PostManager("default")
 
     def __str__(self):
         return self.title
+
+    def natural_key(self):
+        return (self.slug,)
 
 
 class BigTarget(models.Model):
