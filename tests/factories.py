@@ -38,39 +38,25 @@ class TagFactory(PartitionedModelFactory):
         model = models.Tag
 
 
-class ProtectedLinkFactory(PartitionedModelFactory):
+class PostReferenceFactory(PartitionedModelFactory):
+    """The models that hold nothing but their on_delete action's reference."""
+
     post = factory.SubFactory(PostFactory)
 
     class Meta:
-        model = models.ProtectedLink
+        abstract = True
 
 
-class RestrictedLinkFactory(PartitionedModelFactory):
-    post = factory.SubFactory(PostFactory)
-
-    class Meta:
-        model = models.RestrictedLink
+def post_reference_factory(model):
+    meta = type("Meta", (), {"model": model})
+    return type(f"{model.__name__}Factory", (PostReferenceFactory,), {"Meta": meta})
 
 
-class NullingLinkFactory(PartitionedModelFactory):
-    post = factory.SubFactory(PostFactory)
-
-    class Meta:
-        model = models.NullingLink
-
-
-class DefaultingLinkFactory(PartitionedModelFactory):
-    post = factory.SubFactory(PostFactory)
-
-    class Meta:
-        model = models.DefaultingLink
-
-
-class UnenforcedLinkFactory(PartitionedModelFactory):
-    post = factory.SubFactory(PostFactory)
-
-    class Meta:
-        model = models.UnenforcedLink
+ProtectedLinkFactory = post_reference_factory(models.ProtectedLink)
+RestrictedLinkFactory = post_reference_factory(models.RestrictedLink)
+NullingLinkFactory = post_reference_factory(models.NullingLink)
+DefaultingLinkFactory = post_reference_factory(models.DefaultingLink)
+UnenforcedLinkFactory = post_reference_factory(models.UnenforcedLink)
 
 
 class BigTargetFactory(PartitionedModelFactory):
