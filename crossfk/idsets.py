@@ -42,8 +42,11 @@ class IdSet(Expression):
         source = self.values
         if isinstance(source, QuerySet):
             source = source.all()  # A fresh read at each compile: no stale ids.
+        # The values are Python values already: read from a database, taken
+        # from instances, or prepared by the lookup. Preparing them again
+        # would cost more than the query at a few hundred ids.
         values = [
-            field.get_db_prep_value(value, connection, prepared=False)
+            field.get_db_prep_value(value, connection, prepared=True)
             for value in OrderedSet(source)
             if value is not None
         ]
