@@ -6,7 +6,8 @@ instead of the user's action. When the Collector reaches the relation, it
 re-aims the action at the referencing rows' own database, through a second
 Collector there, and takes over the first Collector's ``delete()`` so that
 both databases are written inside ``crossfk.atomic``, referencing side
-committed first. ``PROTECT`` and ``RESTRICT`` raise before any database is
+committed first (on PostgreSQL, after locking the targets and reading their
+references again). ``PROTECT`` and ``RESTRICT`` raise before any database is
 written. Each batch of targets costs one query per referencing database.
 """
 
