@@ -2,6 +2,7 @@
 
 import pytest
 from django.apps import apps
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import connections, models
 from django.db.migrations.autodetector import MigrationAutodetector
@@ -215,6 +216,13 @@ def test_check_warns_without_the_router():
     with override_settings(DATABASE_ROUTERS=[]):
         (message,) = check_router()
     assert message.id == "crossfk.W002"
+
+
+def test_router_check_runs_with_djangos_checks():
+    with override_settings(DATABASE_ROUTERS=[]):
+        ids = [message.id for message in run_checks()]
+    assert "crossfk.W002" in ids
+    assert "crossfk.W002" not in [message.id for message in run_checks()]
 
 
 def database_cascade():
