@@ -227,7 +227,7 @@ class CrossDBForeignKey(models.ForeignKey):
             return IdSetIn
         return super().get_lookup(lookup_name)
 
-    def formfield(self, *, using=None, **kwargs):
+    def formfield(self, *, using: str | None = None, **kwargs):
         return super().formfield(using=using or self.target_alias, **kwargs)
 
     def deconstruct(self):

@@ -11,11 +11,12 @@ sending SQL that names a table the server does not have.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.sql import Query
 
@@ -147,7 +148,7 @@ def matches_missing_target(lookup: str, value) -> bool:
     return lookup.split(LOOKUP_SEP)[-1] == "isnull" and bool(value)
 
 
-def primary_keys(value):
+def primary_keys(value: object) -> object:
     """``value`` with model instances, alone or in a list, replaced by their pk."""
     if isinstance(value, models.Model):
         return value.pk
@@ -263,7 +264,7 @@ class CrossQuerySet(models.QuerySet):
     def __init__(self, model=None, query=None, using=None, hints=None):
         super().__init__(model, query or CrossQuery(model), using, hints)
 
-    def select_related(self, *fields):
+    def select_related(self, *fields: str | None) -> CrossQuerySet:
         if not fields:
             # A bare select_related() (the admin's) follows every non-null
             # relation; keep the ones a join can follow.
@@ -280,7 +281,7 @@ class CrossQuerySet(models.QuerySet):
                     )
         return super().select_related(*fields)
 
-    def prefetch_cross(self, *lookups):
+    def prefetch_cross(self, *lookups: str | Prefetch) -> CrossQuerySet:
         """Prefetch related objects across databases, one query per level.
 
         The same machinery as ``prefetch_related()``, which crossfk's fields
@@ -296,7 +297,7 @@ class CrossQuerySet(models.QuerySet):
             if isinstance(field, CrossDBForeignKey) and field.enforce
         ]
 
-    def bulk_create(self, objs, *args, **kwargs):
+    def bulk_create(self, objs: Iterable[models.Model], *args, **kwargs) -> list:
         objs = list(objs)
         # One existence query per relation for the whole batch; the per-row
         # check in pre_save() then has nothing left to do.
@@ -306,7 +307,7 @@ class CrossQuerySet(models.QuerySet):
                 mark_targets_verified(obj, field)
         return super().bulk_create(objs, *args, **kwargs)
 
-    def update(self, **kwargs):
+    def update(self, **kwargs) -> int:
         for field in self.cross_fields():
             for name in (field.name, field.attname):
                 value = kwargs.get(name)

@@ -184,11 +184,11 @@ def finish_prepared(gids: dict[str, str], commit: bool) -> None:
 
 
 def atomic(
-    *aliases,
+    *aliases: str | Callable,
     savepoint: bool = True,
     durable: bool = False,
     two_phase: bool = False,
-):
+) -> CrossAtomic | Callable:
     """Open ``transaction.atomic()`` on each alias (every alias when none given).
 
     Usable as a context manager and as a decorator, with or without
