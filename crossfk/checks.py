@@ -27,7 +27,7 @@ def router_installed() -> bool:
     return False
 
 
-@checks.register(checks.Tags.database, checks.Tags.models)
+@checks.register(checks.Tags.models)
 def check_router(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if router_installed():
         return []
