@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks, exceptions
 from django.core.exceptions import FieldError
@@ -29,6 +30,16 @@ CLASH_CHECK_IDS = {
     "fields.E304": "crossfk.E005",
     "fields.E305": "crossfk.E006",
 }
+
+
+def cross_foreign_keys() -> list[CrossDBForeignKey]:
+    """Every CrossDBForeignKey of the installed models."""
+    return [
+        field
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, CrossDBForeignKey)
+    ]
 
 
 def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> None:

@@ -104,8 +104,7 @@ class CrossLookup:
         """A local Q on the id column, fed by a lazy query on the other side."""
         field = self.field
         if self.is_reverse:
-            source_queryset = CrossQuerySet(field.model, using=field.source_alias)
-            return self.reverse_q(source_queryset, conditions)
+            return self.reverse_q(conditions)
         target_field = field.target_field
         target_ids = (
             CrossQuerySet(field.remote_field.model, using=field.target_alias)
@@ -118,8 +117,9 @@ class CrossLookup:
             local |= Q((f"{self.prefix}{field.attname}__isnull", True))
         return local
 
-    def reverse_q(self, source_queryset, conditions) -> Q:
+    def reverse_q(self, conditions) -> Q:
         field = self.field
+        source_queryset = CrossQuerySet(field.model, using=field.source_alias)
         target_field = field.target_field
         local = f"{self.prefix}{target_field.attname}__in"
         if [lookup for lookup, _ in conditions] == ["isnull"]:

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator, ExitStack
 
-from django.apps import apps
 from django.db import NotSupportedError, connections, transaction
 
 # Global transaction id of one participant: the block's id, the position of
@@ -35,15 +34,14 @@ def prepared_gid(block_id: str, index: int, count: int) -> str:
 
 def reference_order(aliases: Iterable[str]) -> list[str]:
     """``aliases`` with each database before the ones that reference its rows."""
-    from crossfk.fields import CrossDBForeignKey
+    remaining, ordered = list(aliases), []
+    if len(remaining) < 2:
+        return remaining  # Nothing to order: skip reading every model's fields.
+    from crossfk.fields import cross_foreign_keys  # fields imports this module
 
     references = {
-        (field.target_alias, field.source_alias)
-        for model in apps.get_models()
-        for field in model._meta.concrete_fields
-        if isinstance(field, CrossDBForeignKey)
+        (field.target_alias, field.source_alias) for field in cross_foreign_keys()
     }
-    remaining, ordered = list(aliases), []
     while remaining:
         # A cycle of references has no safe order; keep the caller's then.
         ready = [

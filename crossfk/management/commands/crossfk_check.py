@@ -9,22 +9,16 @@ one query for which of their targets exist. Pages are read by primary key
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
-from crossfk.fields import CrossDBForeignKey
+from crossfk.fields import CrossDBForeignKey, cross_foreign_keys
 
 FIXES = ("delete", "null")
 
 
 def cross_fields(labels: list[str]) -> list[CrossDBForeignKey]:
     """The fields named by ``app_label[.Model[.field]]`` labels (all if none)."""
-    fields = [
-        field
-        for model in apps.get_models()
-        for field in model._meta.concrete_fields
-        if isinstance(field, CrossDBForeignKey)
-    ]
+    fields = cross_foreign_keys()
     if not labels:
         return fields
     selected = []
