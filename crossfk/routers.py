@@ -61,7 +61,9 @@ class PartitionRouter:
         if model_name is None:
             model = hints.get("model")
             if model is None:
-                return None  # RunSQL / RunPython without a model: not ours to judge.
+                # RunPython / RunSQL without a model hint (auth's proxy
+                # permissions, say) runs where its app's tables are.
+                return db == partition_for_label(app_label)
             model_name = model._meta.model_name
         # Historical models lose their managers, so ask the current registry.
         try:

@@ -133,3 +133,40 @@ class KeyedReference(models.Model):
     char = CrossDBForeignKey(CharTarget, models.CASCADE, null=True)
 
     objects = MultiDBManager("secondary")
+
+
+class SlugTarget(models.Model):
+    name = models.CharField(max_length=50)
+    slug = models.SlugField(unique=True)
+
+    objects = MultiDBManager("default")
+
+    def __str__(self):
+        return self.slug
+
+
+class SlugLink(models.Model):
+    """A relation by ``to_field``: the column holds the target's slug."""
+
+    target = CrossDBForeignKey(
+        SlugTarget,
+        models.CASCADE,
+        to_field="slug",
+        null=True,
+        related_name="slug_links",
+    )
+
+    objects = MultiDBManager("secondary")
+
+
+class SlugLinkProxy(SlugLink):
+    """A proxy: it shares SlugLink's table and its CrossDBForeignKey."""
+
+    class Meta:
+        proxy = True
+
+
+class FeaturedSlugLink(SlugLink):
+    """A multi-table child: SlugLink's fields live in the parent's table."""
+
+    headline = models.CharField(max_length=100, blank=True)
