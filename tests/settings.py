@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "crossfk",
     "tests.testapp",
+    "tests.lookuptwins",
+    "tests.deletetwins",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

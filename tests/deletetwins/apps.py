@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DeleteTwinsConfig(AppConfig):
+    name = "tests.deletetwins"
+    label = "deletetwins"

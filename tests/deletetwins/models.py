@@ -1,0 +1,1 @@
+"""Twin models for the differential delete tests."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LookupTwinsConfig(AppConfig):
+    name = "tests.lookuptwins"
+    label = "lookuptwins"
