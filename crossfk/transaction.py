@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator, ExitStack
 
@@ -33,26 +34,29 @@ def prepared_gid(block_id: str, index: int, count: int) -> str:
 
 
 def reference_order(aliases: Iterable[str]) -> list[str]:
-    """``aliases`` with each database before the ones that reference its rows."""
+    """``aliases`` with each database before the ones that reference its rows.
+
+    A cycle of references has no safe order: the database that references
+    the others' rows through the fewest relations goes first, leaving the
+    fewest relations exposed to a crash; ties keep the caller's order.
+    """
     remaining, ordered = list(aliases), []
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
     from crossfk.fields import cross_foreign_keys  # fields imports this module
 
-    references = {
+    references = Counter(
         (field.target_alias, field.source_alias) for field in cross_foreign_keys()
-    }
+    )
     while remaining:
-        # A cycle of references has no safe order; keep the caller's then.
-        ready = [
-            alias
-            for alias in remaining
-            if not any(
-                (other, alias) in references for other in remaining if other != alias
-            )
-        ] or remaining[:1]
-        ordered.append(ready[0])
-        remaining.remove(ready[0])
+        first = min(
+            remaining,
+            key=lambda alias: sum(
+                references[other, alias] for other in remaining if other != alias
+            ),
+        )
+        ordered.append(first)
+        remaining.remove(first)
     return ordered
 
 
