@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.lookuptwins",
     "tests.deletetwins",
+    "tests.deletecases",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
