@@ -2,25 +2,42 @@
 
 Django's ``Collector`` gathers what a delete must touch, then deletes it, all
 in one database. A CrossDBForeignKey hands the Collector a ``CrossDBOnDelete``
-instead of the user's action. When the Collector reaches the relation, it
-re-aims the action at the referencing rows' own database, through a second
-Collector there, and takes over the first Collector's ``delete()`` so that
-both databases are written inside ``crossfk.atomic``, referencing side
-committed first (on PostgreSQL, after locking the targets and reading their
-references again). ``PROTECT`` and ``RESTRICT`` raise before any database is
-written. Each batch of targets costs one query per referencing database.
+instead of the user's action. When a Collector reaches the relation, the
+action runs in the referencing rows' own database, through the one collector
+the delete has there (the root, the Collector Django made, for its own
+alias). Restricted rows are checked once, by the root's own final check,
+after every path is collected: as in Django, a row that one path restricts
+and another cascades does not block. The root's ``delete()`` then deletes in
+every database, in the order one Collector would have used for the whole
+graph, inside ``crossfk.atomic`` (on PostgreSQL after locking the targets
+and reading their references again). ``PROTECT`` and ``RESTRICT`` raise
+before any database is written. Each batch of targets costs one query per
+referencing model.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from itertools import chain
+from operator import attrgetter
 
 from django.db import connections
-from django.db.models import CASCADE, PROTECT, RESTRICT, ProtectedError, RestrictedError
+from django.db.models import (
+    CASCADE,
+    PROTECT,
+    RESTRICT,
+    Model,
+    RestrictedError,
+    signals,
+    sql,
+)
 from django.db.models.deletion import Collector
 
 from crossfk.idsets import IdSet
 from crossfk.transaction import atomic
+
+# What one collector deletes of one model: (collector, model, instances).
+Batch = tuple[Collector, type[Model], list[Model]]
 
 
 class CrossDBOnDelete:
@@ -38,132 +55,284 @@ class CrossDBOnDelete:
 
 
 class CrossDeletion:
-    """The other databases' share of one Collector's work."""
+    """One delete over several databases: one collector per alias, one order."""
 
-    def __init__(self, collector: Collector) -> None:
-        self.collector = collector
-        self.source_collectors: dict[str, Collector] = {}
+    def __init__(self, root: Collector) -> None:
+        self.root = root
+        self.collectors: dict[str, Collector] = {root.using: root}
+        # Every collected model, in the order one Collector would have met it.
+        self.model_order: dict[type[Model], None] = {}
         self.applied_actions = []
-        self.delete_targets = collector.delete
-        collector.delete = self.delete
+        root.crossfk_deletion = self
+        # The one place crossfk replaces a method of a Django object:
+        # Model.delete() and QuerySet.delete() call their Collector's
+        # delete(), and no Django API deletes over several databases.
+        root.delete = self.delete
 
     @classmethod
     def attach(cls, collector: Collector) -> CrossDeletion:
-        plan = getattr(collector, "crossfk_deletion", None)
-        if plan is None:
-            plan = collector.crossfk_deletion = cls(collector)
-        return plan
+        """The delete ``collector`` takes part in; a new one for a root."""
+        return getattr(collector, "crossfk_deletion", None) or cls(collector)
 
-    def source_collector(self, alias: str) -> Collector:
-        # Of the same class: the admin's NestedObjects then records, in the
-        # other database too, what it lists on the delete confirmation page.
-        if alias not in self.source_collectors:
-            self.source_collectors[alias] = type(self.collector)(
-                using=alias, origin=self.collector.origin
-            )
-        return self.source_collectors[alias]
+    def collector_for(self, alias: str) -> Collector:
+        """The delete's collector for ``alias``, made on first use."""
+        if alias not in self.collectors:
+            options = {}
+            if hasattr(self.root, "force_collection"):  # Django 6.1
+                options["force_collection"] = self.root.force_collection
+            # Of the root's class: the admin's NestedObjects then records, in
+            # the other database too, what it lists on the confirmation page.
+            collector = type(self.root)(using=alias, origin=self.root.origin, **options)
+            collector.crossfk_deletion = self
+            self.collectors[alias] = collector
+        return self.collectors[alias]
+
+    # Collecting --------------------------------------------------------------
+
+    def apply(self, action, field, sub_objs) -> None:
+        """Run ``action`` for the rows of ``field`` that refer to deleted targets."""
+        # The admin's NestedObjects asks for select_related() on the relation,
+        # a join the referencing database cannot make.
+        sub_objs = sub_objs.using(field.source_alias).select_related(None)
+        self.applied_actions.append((action, field, sub_objs))
+        self.note_collected_models()
+        self.run(action, field, sub_objs)
+        self.note_collected_models()
+        self.gather_restricted()
+
+    def run(self, action, field, sub_objs) -> None:
+        """Call ``action`` as Django's Collector does, in the rows' own collector."""
+        collector = self.collector_for(field.source_alias)
+        if action is CASCADE:
+            self.cascade(collector, field, sub_objs)
+        elif getattr(action, "lazy_sub_objs", False) or sub_objs:
+            # As Django does: SET_DEFAULT and SET(callable) only compute their
+            # value when some row refers to the deleted targets. PROTECT
+            # raises; RESTRICT records the rows in ``collector``, and
+            # gather_restricted() hands them to the root.
+            action(collector, field, sub_objs, collector.using)
 
     def cascade(self, collector, field, sub_objs) -> None:
         rows = sub_objs  # a queryset, so that the Collector may fast-delete it
         is_nested = hasattr(collector, "edges")  # the admin's NestedObjects
         if is_nested:
             rows = list(sub_objs)
-            # It names each row's target; give it the one in hand rather
-            # than let it read each back from the target's database.
-            targets = {
-                target.pk: target
-                for target in self.collector.data.get(field.remote_field.model, ())
-            }
-            for row in rows:
-                target = targets.get(getattr(row, field.attname))
-                if target is not None:
-                    field.set_cached_value(row, target)
+            self.cache_targets(field, rows)
         collector.collect(
             rows,
             source=field.remote_field.model,
             source_attr=field.name,
             nullable=field.null,
+            # Restricted rows are checked once every path is collected.
+            fail_on_restricted=False,
         )
-        if is_nested:  # Show the other database's rows on the same page.
-            for source, targets_of_source in collector.edges.items():
-                edges = self.collector.edges.setdefault(source, [])
-                edges.extend(t for t in targets_of_source if t not in edges)
-            for model, objs in collector.model_objs.items():
-                self.collector.model_objs[model] |= objs
-            self.collector.protected |= collector.protected
+        if is_nested and collector is not self.root:
+            self.show_on_root(collector)
 
-    def apply(self, action, field, sub_objs) -> None:
-        alias = field.source_alias
-        # The admin's NestedObjects asks for select_related() on the relation,
-        # a join the referencing database cannot make.
-        sub_objs = sub_objs.using(alias).select_related(None)
-        self.applied_actions.append((action, field, sub_objs))
-        collector = self.source_collector(alias)
-        if action is CASCADE:
-            self.cascade(collector, field, sub_objs)
-            # Rows this delete removes anyway no longer restrict it, as in
-            # Django when a cascade reaches a RESTRICT-ed row by another path.
+    def cache_targets(self, field, rows) -> None:
+        """Give each row its collected target.
+
+        NestedObjects names each row's target; it then has the one in hand
+        rather than read each back from the target's database.
+        """
+        targets = {
+            target.pk: target
+            for collector in self.collectors.values()
+            for target in collector.data.get(field.remote_field.model, ())
+        }
+        for row in rows:
+            target = targets.get(getattr(row, field.attname))
+            if target is not None:
+                field.set_cached_value(row, target)
+
+    def show_on_root(self, collector) -> None:
+        """Copy another database's NestedObjects findings onto the root's page."""
+        for source, targets_of_source in collector.edges.items():
+            edges = self.root.edges.setdefault(source, [])
+            edges.extend(t for t in targets_of_source if t not in edges)
+        for model, objs in collector.model_objs.items():
+            self.root.model_objs[model] |= objs
+        self.root.protected |= collector.protected
+
+    def note_collected_models(self) -> None:
+        """Append the models collected since the last call to ``model_order``.
+
+        It is called on entering and leaving each cross relation's action,
+        and between two calls only one collector collects (the one running
+        the action, or the one that met the relation), so each collector's
+        new models come at the point one Collector would have met them.
+        """
+        for collector in self.collectors.values():
+            self.model_order.update(dict.fromkeys(collector.data))
+
+    def gather_restricted(self) -> None:
+        """Move every collector's restricted rows to the root, less those collected.
+
+        Django clears restricted rows against its own collector only, which
+        holds none of the other databases' rows. What is left when the root's
+        top-level collect() ends makes it raise Django's RestrictedError,
+        naming the model the delete started from.
+        """
+        restricted = self.root.restricted_objects
+        for collector in self.collectors.values():
+            if collector is not self.root:
+                for model, objs_by_field in collector.restricted_objects.items():
+                    for field, objs in objs_by_field.items():
+                        restricted[model].setdefault(field, set()).update(objs)
+                collector.restricted_objects.clear()
+        for collector in self.collectors.values():
             for model, instances in collector.data.items():
-                self.collector.clear_restricted_objects_from_set(model, instances)
-        elif action is PROTECT:
-            protected = list(sub_objs)
-            if protected:
-                PROTECT(self.collector, field, protected, alias)
-        elif action is RESTRICT:
-            # Django's own bookkeeping: the top-level collect() raises
-            # RestrictedError, so the admin lists the rows that block.
-            cascaded = set(collector.data.get(field.model, ()))
-            restricted = [obj for obj in sub_objs if obj not in cascaded]
-            if restricted:
-                RESTRICT(self.collector, field, restricted, alias)
-        elif getattr(action, "lazy_sub_objs", False) or sub_objs:
-            # As Django does: SET_DEFAULT and SET(callable) only compute their
-            # value when some row refers to the deleted targets.
-            action(collector, field, sub_objs, alias)
+                self.root.clear_restricted_objects_from_set(model, instances)
+            for queryset in collector.fast_deletes:
+                self.root.clear_restricted_objects_from_queryset(
+                    queryset.model, queryset
+                )
+
+    # Deleting ----------------------------------------------------------------
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        aliases = dict.fromkeys([self.collector.using, *self.source_collectors])
-        deleted_counter = Counter()
-        with atomic(*aliases):
-            if connections[self.collector.using].vendor == "postgresql":
+        """Delete what every collector holds; return Django's counts for them all.
+
+        Mirrors ``Collector.delete()``, the same code in Django 5.2 and 6.1,
+        phase by phase over every collector, since no Django API deletes over
+        several databases. Its shortcut for a lone row it can fast-delete
+        never applies: a row that a cross relation refers to cannot be.
+        """
+        with atomic(*self.collectors):
+            if connections[self.root.using].vendor == "postgresql":
                 self.recheck_under_lock()
-            # Targets go first, so that their pre_delete receivers still see
-            # the referencing rows, as with a real ForeignKey.
-            deleted_counter.update(self.delete_targets()[1])
-            for collector in self.source_collectors.values():
-                deleted_counter.update(collector.delete()[1])
+            batches = self.sort()
+            self.send_pre_delete(batches)
+            deleted_counter = Counter()
+            self.fast_delete_and_update(deleted_counter)
+            self.delete_batches(batches, deleted_counter)
+        self.clear_primary_keys(batches)
         return sum(deleted_counter.values()), dict(deleted_counter)
 
+    def sort(self) -> list[Batch]:
+        """Each collector's rows, in the order one Collector would delete them.
+
+        As Django: instances by primary key; models by dependency, else in
+        the order they were collected, by Django's own ``Collector.sort()``
+        over every collector's models and dependencies.
+        """
+        self.note_collected_models()
+        sorter = Collector(using=self.root.using)
+        sorter.data = dict.fromkeys(self.model_order)
+        for collector in self.collectors.values():
+            for model, dependencies in collector.dependencies.items():
+                sorter.dependencies[model] |= dependencies
+            for model, instances in collector.data.items():
+                collector.data[model] = sorted(instances, key=attrgetter("pk"))
+        sorter.sort()
+        return [
+            (collector, model, collector.data[model])
+            for model in sorter.data
+            for collector in self.collectors.values()
+            if model in collector.data
+        ]
+
+    def send_pre_delete(self, batches: list[Batch]) -> None:
+        for collector, model, instances in batches:
+            if not model._meta.auto_created:
+                for obj in instances:
+                    signals.pre_delete.send(
+                        sender=model,
+                        instance=obj,
+                        using=collector.using,
+                        origin=self.root.origin,
+                    )
+
+    def fast_delete_and_update(self, deleted_counter: Counter) -> None:
+        """Each database's fast deletes, then its field updates.
+
+        Django's ``Collector.delete()`` does exactly these two phases for a
+        collector that holds no instances, so each collector's fast deletes
+        and field updates are handed to such a one. One database after the
+        other keeps Django's order within each; across databases no order
+        shows: these phases send no signal and no constraint spans two
+        databases.
+        """
+        for collector in self.collectors.values():
+            phases = Collector(using=collector.using, origin=self.root.origin)
+            phases.fast_deletes = collector.fast_deletes
+            phases.field_updates = collector.field_updates
+            deleted_counter.update(phases.delete()[1])
+
+    def delete_batches(self, batches: list[Batch], deleted_counter: Counter) -> None:
+        """Delete each batch and send its post_delete, as Django does."""
+        # Django sends post_delete in descending primary key order.
+        for _, _, instances in batches:
+            instances.reverse()
+        for collector, model, instances in batches:
+            count = sql.DeleteQuery(model).delete_batch(
+                [obj.pk for obj in instances], collector.using
+            )
+            if count:
+                deleted_counter[model._meta.label] += count
+            if not model._meta.auto_created:
+                for obj in instances:
+                    signals.post_delete.send(
+                        sender=model,
+                        instance=obj,
+                        using=collector.using,
+                        origin=self.root.origin,
+                    )
+
+    def clear_primary_keys(self, batches: list[Batch]) -> None:
+        for _, model, instances in batches:
+            for instance in instances:
+                setattr(instance, model._meta.pk.attname, None)
+
+    # PostgreSQL: references created while collecting ---------------------------
+
     def recheck_under_lock(self) -> None:
-        """Lock the targets, then read their referencing rows once more.
+        """Lock the targets, then run CASCADE, PROTECT and RESTRICT once more.
 
         Collecting ran outside any transaction: a reference created since,
         under a FOR KEY SHARE lock (see ``missing_target_ids``), would be
         missed and left dangling. FOR UPDATE waits for such writers to
         commit; what they added is then cascaded, or blocks the delete.
         """
-        targets = defaultdict(set)
+        self.lock_targets()
+        for action, field, sub_objs in list(self.applied_actions):
+            collector = self.collector_for(field.source_alias)
+            if action is CASCADE and collector.can_fast_delete(sub_objs):
+                continue  # Its DELETE runs under the lock and takes new rows too.
+            if action in (CASCADE, PROTECT, RESTRICT):
+                self.run(action, field, sub_objs.all())
+        self.gather_restricted()
+        self.raise_if_restricted()
+
+    def lock_targets(self) -> None:
+        """Lock FOR UPDATE, in their own database, the targets of every action."""
+        target_pks = defaultdict(set)
         for _, field, _ in self.applied_actions:
             model = field.remote_field.model
-            targets[model] |= {obj.pk for obj in self.collector.data.get(model, ())}
-        for model, pks in targets.items():
-            locked = model._base_manager.using(self.collector.using).filter(
+            for alias, collector in self.collectors.items():
+                pks = {obj.pk for obj in collector.data.get(model, ())}
+                if pks:
+                    target_pks[alias, model] |= pks
+        for (alias, model), pks in target_pks.items():
+            locked = model._base_manager.using(alias).filter(
                 pk__in=IdSet(pks, model._meta.pk)
             )
             list(locked.select_for_update().values_list("pk"))
-        for action, field, sub_objs in self.applied_actions:
-            collector = self.source_collector(field.source_alias)
-            if action is CASCADE:
-                self.cascade(collector, field, sub_objs.all())
-            elif action in (PROTECT, RESTRICT):
-                cascaded = set(collector.data.get(field.model, ()))
-                blocking = [obj for obj in sub_objs.all() if obj not in cascaded]
-                if blocking:
-                    error = ProtectedError if action is PROTECT else RestrictedError
-                    raise error(
-                        f"Cannot delete some instances of model "
-                        f"'{field.remote_field.model.__name__}' because "
-                        f"{field.describe()} refers to them since they were "
-                        f"collected.",
-                        set(blocking),
-                    )
+
+    def raise_if_restricted(self) -> None:
+        """Raise Django's RestrictedError for the root's restricted rows, if any."""
+        restricted = {
+            f"'{model.__name__}.{field.name}'": objs
+            for model, objs_by_field in self.root.restricted_objects.items()
+            for field, objs in objs_by_field.items()
+            if objs
+        }
+        if restricted:
+            # The root's first model is the one its top-level collect() got.
+            deleted_model = next(iter(self.root.data))
+            raise RestrictedError(
+                f"Cannot delete some instances of model "
+                f"{deleted_model.__name__!r} because they are referenced "
+                f"through restricted foreign keys: {', '.join(restricted)}.",
+                set(chain.from_iterable(restricted.values())),
+            )

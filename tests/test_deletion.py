@@ -339,7 +339,9 @@ def test_failure_in_target_database_rolls_back_the_referencing_database():
         raise TargetDeleteFailed
 
     # post_delete for Post is sent after the DELETE in "default", which
-    # follows the writes in "secondary".
+    # follows the writes in "secondary" (the tags' fast delete, the SET_NULL
+    # update). The links come after the post, as in Django: Link.post is
+    # nullable, so nothing orders them first.
     with (
         receiver_connected(signals.post_delete, fail, sender=Post),
         pytest.raises(TargetDeleteFailed),

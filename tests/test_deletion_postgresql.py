@@ -1,0 +1,66 @@
+"""PostgreSQL: references created between collecting and deleting.
+
+On PostgreSQL a delete locks its targets, then runs CASCADE, PROTECT and
+RESTRICT once more, so that what a concurrent writer referenced meanwhile
+is cascaded or blocks the delete. Collecting, then writing, then deleting
+makes that race deterministic.
+"""
+
+import pytest
+from django.db.models import RestrictedError
+from django.db.models.deletion import Collector
+
+from tests.deletecases.factories import (
+    CascadedFactory,
+    RestrictedFactory,
+    TargetFactory,
+)
+from tests.deletecases.models import Cascaded, Restricted, Target
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+def collected(target):
+    """A Collector that collected ``target``, as ``target.delete()`` makes it."""
+    collector = Collector(using="default", origin=target)
+    collector.collect([target])
+    return collector
+
+
+def test_reference_restricted_since_collecting_blocks_the_delete():
+    target = TargetFactory()
+    collector = collected(target)
+    restricted = RestrictedFactory(
+        target=target, cascaded=CascadedFactory(target=TargetFactory())
+    )
+
+    with pytest.raises(RestrictedError) as raised:
+        collector.delete()
+
+    assert raised.value.args[0] == (
+        "Cannot delete some instances of model 'Target' because they are "
+        "referenced through restricted foreign keys: 'Restricted.target'."
+    )
+    assert raised.value.restricted_objects == {restricted}
+    assert Target.objects.filter(pk=target.pk).exists()
+    assert Restricted.objects.filter(pk=restricted.pk).exists()
+
+
+def test_reference_restricted_and_cascaded_since_collecting_is_deleted():
+    target = TargetFactory()
+    collector = collected(target)
+    cascaded = CascadedFactory(target=target)
+    restricted = RestrictedFactory(target=target, cascaded=cascaded)
+
+    deleted = collector.delete()
+
+    assert deleted == (
+        3,
+        {
+            "deletecases.Target": 1,
+            "deletecases.Cascaded": 1,
+            "deletecases.Restricted": 1,
+        },
+    )
+    assert not Cascaded.objects.filter(pk=cascaded.pk).exists()
+    assert not Restricted.objects.filter(pk=restricted.pk).exists()
