@@ -135,8 +135,9 @@ class CrossDeletion:
         NestedObjects names each row's target; it then has the one in hand
         rather than read each back from the target's database.
         """
+        target_attname = field.target_field.attname
         targets = {
-            target.pk: target
+            getattr(target, target_attname): target
             for collector in self.collectors.values()
             for target in collector.data.get(field.remote_field.model, ())
         }

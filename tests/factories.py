@@ -83,3 +83,18 @@ class KeyedReferenceFactory(PartitionedModelFactory):
 
     class Meta:
         model = models.KeyedReference
+
+
+class SlugTargetFactory(PartitionedModelFactory):
+    name = factory.Sequence(lambda n: f"Slug target {n}")
+    slug = factory.Sequence(lambda n: f"slug-{n}")
+
+    class Meta:
+        model = models.SlugTarget
+
+
+class SlugLinkFactory(PartitionedModelFactory):
+    target = factory.SubFactory(SlugTargetFactory)
+
+    class Meta:
+        model = models.SlugLink

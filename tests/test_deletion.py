@@ -23,6 +23,8 @@ from tests.factories import (
     PostFactory,
     ProtectedLinkFactory,
     RestrictedLinkFactory,
+    SlugLinkFactory,
+    SlugTargetFactory,
     TagFactory,
     UnenforcedLinkFactory,
 )
@@ -408,3 +410,15 @@ def test_admin_confirmation_lists_the_rows_of_the_other_database():
     assert collector.nested() == [post, [first, [tag], second]]
     assert collector.model_objs[Link] == {first, second}
     assert collector.protected == set()
+
+
+def test_admin_confirmation_names_a_to_field_target_without_reading_it_back():
+    # SlugLink stores its target's slug, not its primary key.
+    target = SlugTargetFactory()
+    links = SlugLinkFactory.create_batch(2, target=target)
+    collector = NestedObjects(using="default")
+
+    with assert_queries_per_db({"default": 0}):
+        collector.collect([target])
+
+    assert collector.nested() == [target, links]
