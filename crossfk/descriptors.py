@@ -87,24 +87,20 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         )
 
     def __set__(self, instance, value):
+        # Django's own assignment, less two router calls: allow_relation()
+        # rightly refuses real foreign keys between partitions, and
+        # db_for_write(instance=value) would place the instance in its
+        # target's database. As in Django, an unsaved target or None is
+        # accepted here and refused at save().
         field = self.field
         target_model = field.remote_field.model
-        if value is None:
-            if not field.null:
-                raise ValueError(
-                    f'Cannot set "{field.describe()}" to None: the field is not '
-                    f"null=True."
-                )
-        elif not isinstance(value, target_model._meta.concrete_model):
-            raise TypeError(
-                f'Cannot assign "{value!r}": "{field.describe()}" must be a '
-                f'"{target_model._meta.object_name}" instance.'
-            )
-        elif value._state.adding or value.pk is None:
+        if value is not None and not isinstance(
+            value, target_model._meta.concrete_model
+        ):
             raise ValueError(
-                f'Cannot assign "{value!r}": "{field.describe()}" needs a saved '
-                f"{target_model._meta.object_name}; save it in database "
-                f"'{field.target_alias}' first."
+                f'Cannot assign "{value!r}": "{instance._meta.object_name}.'
+                f'{field.name}" must be a "{target_model._meta.object_name}" '
+                f"instance."
             )
         for local_field, target_field in field.related_fields:
             setattr(

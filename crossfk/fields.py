@@ -33,11 +33,16 @@ CLASH_CHECK_IDS = {
 
 
 def cross_foreign_keys() -> list[CrossDBForeignKey]:
-    """Every CrossDBForeignKey of the installed models."""
+    """Every CrossDBForeignKey of the installed models, once each.
+
+    Proxies and multi-table children see their parents' fields too; each
+    field is listed only on the model whose table holds its column.
+    """
     return [
         field
         for model in apps.get_models()
-        for field in model._meta.concrete_fields
+        if not model._meta.proxy
+        for field in model._meta.local_concrete_fields
         if isinstance(field, CrossDBForeignKey)
     ]
 

@@ -8,7 +8,13 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from crossfk.testing import assert_queries_per_db
-from tests.factories import LinkFactory, PostFactory, ProtectedLinkFactory, TagFactory
+from tests.factories import (
+    LinkFactory,
+    PostFactory,
+    ProtectedLinkFactory,
+    SlugLinkFactory,
+    TagFactory,
+)
 from tests.testapp.models import Link, ProtectedLink, Tag
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
@@ -102,3 +108,34 @@ def test_selection_by_app_model_and_field():
     assert crossfk_check("testapp.KeyedReference.uuid").count("\n") == 1
     with pytest.raises(CommandError, match="No CrossDBForeignKey matches"):
         crossfk_check("testapp.Nothing")
+
+
+def test_a_field_inherited_by_a_proxy_and_a_child_is_scanned_once():
+    # SlugLink has a proxy (SlugLinkProxy) and a multi-table child
+    # (FeaturedSlugLink) that both see its field; one row dangles.
+    link = SlugLinkFactory()
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM testapp_slugtarget WHERE slug = %s", [link.target_id]
+        )
+    stdout = StringIO()
+
+    # One page with the row, the empty read that ends the scan, and one
+    # existence query for the page: a second scan would double both.
+    with (
+        assert_queries_per_db({"default": 1, "secondary": 2}),
+        pytest.raises(CommandError, match=r"^1 dangling reference"),
+    ):
+        call_command("crossfk_check", "testapp.SlugLink", stdout=stdout)
+
+    assert stdout.getvalue() == (
+        "testapp.SlugLink.target -> testapp.SlugTarget (default): 1 dangling\n"
+    )
+    assert crossfk_check_lines("testapp", "testapp.SlugLink") == 1
+
+
+def crossfk_check_lines(label, prefix):
+    stdout = StringIO()
+    with pytest.raises(CommandError):
+        call_command("crossfk_check", label, stdout=stdout)
+    return sum(line.startswith(prefix) for line in stdout.getvalue().splitlines())

@@ -3,11 +3,12 @@
 import pickle
 
 import pytest
-from django.db import connections
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connections, transaction
 
 from crossfk.testing import assert_queries_per_db
 from tests.factories import AuthorFactory, LinkFactory, PostFactory
-from tests.testapp.models import Author, Link, Post, ProtectedLink
+from tests.testapp.models import Author, Link, Post, ProtectedLink, Tag
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
@@ -43,27 +44,100 @@ def test_target_from_another_database_is_accepted():
     assert link.post_id == post.pk
 
 
-def test_unsaved_target_is_refused_with_value_error():
-    link = LinkFactory()
-    with pytest.raises(ValueError, match=r'"Link.post" needs a saved Post.*default'):
-        link.post = Post(title="unsaved")
-    assert Link.objects.get(pk=link.pk).post_id == link.post_id
+# Assignment, side by side with Tag.link, a ForeignKey inside one database:
+# Django accepts an unsaved target and None, and refuses them at save().
 
 
-def test_instance_of_another_model_is_refused_with_type_error():
-    link = LinkFactory()
-    with pytest.raises(TypeError, match=r'"Link.post" must be a "Post" instance'):
-        link.post = AuthorFactory()
+def test_an_unsaved_target_is_accepted_and_saved_first_as_with_a_foreign_key():
+    post = Post(title="unsaved")
+    link = Link(url="https://a.example", post=post)
+    twin_link = Link(url="https://b.example")
+    tag = Tag(name="twin", link=twin_link)
+
+    post.save()
+    link.save()
+    twin_link.save()
+    tag.save()
+
+    assert Link.objects.get(pk=link.pk).post_id == post.pk
+    assert Tag.objects.get(pk=tag.pk).link_id == twin_link.pk
 
 
-def test_none_needs_null_true():
-    protected = ProtectedLink(post=PostFactory())
-    with pytest.raises(ValueError, match=r'"ProtectedLink.post" to None'):
-        protected.post = None
+def test_saving_while_the_target_is_unsaved_raises_djangos_error():
+    link = Link(url="https://a.example", post=Post(title="unsaved"))
+    tag = Tag(name="twin", link=Link(url="https://b.example"))
+
+    with pytest.raises(ValueError) as crossfk_error:
+        link.save()
+    with pytest.raises(ValueError) as django_error:
+        tag.save()
+
+    assert str(crossfk_error.value) == str(django_error.value).replace(
+        "'link'", "'post'"
+    )
+    assert str(crossfk_error.value) == (
+        "save() prohibited to prevent data loss due to unsaved related object 'post'."
+    )
+    assert not Link.objects.exists()
+
+
+def test_none_on_a_non_null_field_fails_in_full_clean_as_with_a_foreign_key():
+    protected = ProtectedLink(post=None)
+    tag = Tag(name="twin", link=None)
+
+    with pytest.raises(ValidationError) as crossfk_error:
+        protected.full_clean()
+    with pytest.raises(ValidationError) as django_error:
+        tag.full_clean()
+
+    assert crossfk_error.value.message_dict["post"] == ["This field cannot be null."]
+    assert (
+        crossfk_error.value.message_dict["post"]
+        == (django_error.value.message_dict["link"])
+    )
+
+
+def test_none_on_a_non_null_field_fails_at_save_as_with_a_foreign_key():
+    with pytest.raises(IntegrityError), transaction.atomic(using="secondary"):
+        ProtectedLink(post=None).save()
+    with pytest.raises(IntegrityError), transaction.atomic(using="secondary"):
+        Tag(name="twin", link=None).save()
+    assert not ProtectedLink.objects.exists()
+
+
+def test_none_clears_a_nullable_relation():
     link = LinkFactory()
     link.post = None
     link.save()
+    assert link.post is None
     assert Link.objects.get(pk=link.pk).post_id is None
+
+
+def test_an_instance_of_another_model_raises_djangos_value_error():
+    author = AuthorFactory()
+    with pytest.raises(ValueError) as crossfk_error:
+        Link().post = author
+    with pytest.raises(ValueError) as django_error:
+        Tag().link = author
+
+    assert str(crossfk_error.value) == (
+        f'Cannot assign "{author!r}": "Link.post" must be a "Post" instance.'
+    )
+    assert str(django_error.value) == (
+        f'Cannot assign "{author!r}": "Tag.link" must be a "Link" instance.'
+    )
+
+
+def test_build_strategy_of_the_factories_makes_unsaved_targets():
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        link = LinkFactory.build()
+    assert link.pk is None
+    assert link.post.pk is None
+    assert link.post_id is None
+    link.post.author.save()
+    link.post.save()
+    link.save()
+    assert Link.objects.get(pk=link.pk).post_id == link.post.pk
 
 
 def test_dangling_id_raises_related_object_does_not_exist():

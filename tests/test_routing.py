@@ -90,3 +90,24 @@ def test_migrate_all_migrates_every_alias(capsys):
     assert "Migrating database 'default'" in output
     assert "Migrating database 'secondary'" in output
     assert output.index("'default'") < output.index("'secondary'")
+
+
+@override_settings(CROSSFK_PARTITIONS={"blog": "secondary", "shop.Order": "secondary"})
+def test_operations_without_a_model_hint_run_in_their_apps_partition():
+    # RunPython and RunSQL carry no model: auth's proxy-permission data
+    # migration, say, must not run where auth has no tables.
+    router = PartitionRouter()
+    assert router.allow_migrate("secondary", "blog") is True
+    assert router.allow_migrate("default", "blog") is False
+    assert router.allow_migrate("default", "auth") is True
+    assert router.allow_migrate("secondary", "auth") is False
+    # A model-level entry does not move the rest of its app.
+    assert router.allow_migrate("default", "shop") is True
+
+
+def test_auth_and_contenttypes_have_no_tables_in_the_second_database():
+    # Every test database is migrated with a proxy model (SlugLinkProxy)
+    # whose migration runs before auth's proxy-permission data migration.
+    tables = table_names("secondary")
+    assert not [name for name in tables if name.startswith(("auth_", "django_content"))]
+    assert "testapp_sluglink" in tables
