@@ -9,10 +9,11 @@ SQLite and bloats every statement elsewhere, so the ids travel as one array
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Expression, Field, QuerySet
+from django.db.models import Expression, Field, IntegerField, QuerySet
 from django.db.models.fields.related_lookups import RelatedIn
 from django.utils.datastructures import OrderedSet
 
@@ -45,19 +46,38 @@ class IdSet(Expression):
         # The values are Python values already: read from a database, taken
         # from instances, or prepared by the lookup. Preparing them again
         # would cost more than the query at a few hundred ids.
+        low, high = self.column_range(connection)
         values = [
             field.get_db_prep_value(value, connection, prepared=True)
             for value in OrderedSet(source)
             if value is not None
+            # As Django's integer lookups: a value the column cannot hold
+            # matches nothing, rather than failing the cast.
+            and not (isinstance(value, int) and not low <= value <= high)
         ]
         if not values:
             raise EmptyResultSet
         return values
 
-    def element_db_type(self, connection) -> str:
+    @property
+    def column_field(self) -> Field:
+        """The field whose column type the values take."""
         field = self.output_field
-        target = field.target_field if field.is_relation else field
-        return target.rel_db_type(connection)
+        return field.target_field if field.is_relation else field
+
+    def column_range(self, connection) -> tuple[float, float]:
+        """The values an integer column holds; unbounded for other columns."""
+        column_field = self.column_field
+        if not isinstance(column_field, IntegerField):
+            return -math.inf, math.inf
+        low, high = connection.ops.integer_field_range(column_field.get_internal_type())
+        return (
+            -math.inf if low is None else low,
+            math.inf if high is None else high,
+        )
+
+    def element_db_type(self, connection) -> str:
+        return self.column_field.rel_db_type(connection)
 
     def as_sql(self, compiler, connection):
         # Other backends get a plain parameter list, bounded by their limits.

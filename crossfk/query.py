@@ -74,10 +74,14 @@ class CrossLookup:
             rest = parts[position + 1 :]
             cross_field = cross_field_of(field)
             if cross_field is field:
-                if not isinstance(value, QuerySet) and cls.is_local(field, rest):
+                is_query = isinstance(value, (QuerySet, Query))
+                if not is_query and cls.is_local(field, rest):
                     return None
                 if not rest or field.get_lookup(rest[0]) is not None:
-                    rest = [field.target_field.name, *rest]  # post__in=<queryset>
+                    # post__in=<queryset>: as Django's RelatedIn, a query that
+                    # selects nothing names targets; one that selects a column
+                    # gives values of the target field.
+                    rest = [selected_target_name(field, value), *rest]
                 return cls(prefix, cross_field, False, LOOKUP_SEP.join(rest))
             if cross_field is not None:
                 return cls(prefix, cross_field, True, LOOKUP_SEP.join(rest))
@@ -91,7 +95,10 @@ class CrossLookup:
         """Whether ``rest`` after the field reads only the local id column."""
         if not rest:
             return True
-        target_names = {"pk", field.target_field.name, field.target_field.attname}
+        target_field = field.target_field
+        target_names = {target_field.name, target_field.attname}
+        if target_field.primary_key:
+            target_names.add("pk")  # With to_field, target__pk needs the target.
         if rest[0] in target_names:
             return len(rest) == 1 or field.target_field.get_lookup(rest[1]) is not None
         return field.get_lookup(rest[0]) is not None
@@ -112,40 +119,82 @@ class CrossLookup:
             .values_list(target_field.attname, flat=True)
         )
         local = Q((f"{self.prefix}{field.attname}__in", IdSet(target_ids, field)))
-        if all(matches_missing_target(*condition) for condition in conditions):
-            # A join would match rows without a target too (LEFT OUTER JOIN).
+        if matches_missing_row(conditions):
             local |= Q((f"{self.prefix}{field.attname}__isnull", True))
         return local
 
     def reverse_q(self, conditions) -> Q:
+        """Targets that some referencing row matching ``conditions`` refers to.
+
+        Conditions on the relation itself (``links=obj``, ``links__in=[...]``,
+        ``links=None``) are conditions on the referencing row's pk.
+        """
         field = self.field
         source_queryset = CrossQuerySet(field.model, using=field.source_alias)
-        target_field = field.target_field
-        local = f"{self.prefix}{target_field.attname}__in"
-        if [lookup for lookup, _ in conditions] == ["isnull"]:
-            # "post has no links": ids referenced by any link, then negated.
-            ((_, is_null),) = conditions
-            referenced = source_queryset.filter(**{f"{field.attname}__isnull": False})
-            ids = IdSet(referenced.values_list(field.attname, flat=True), target_field)
-            return ~Q((local, ids)) if is_null else Q((local, ids))
         opts = field.model._meta
+        field_names = {"pk"} | {f.name for f in opts.get_fields()}
         remote_conditions = []
         for lookup, value in conditions:
-            head = lookup.split(LOOKUP_SEP, 1)[0]
-            names_a_field = head == "pk" or head in {f.name for f in opts.get_fields()}
-            if not names_a_field:  # links=obj, links__in=[...]
+            if lookup.split(LOOKUP_SEP, 1)[0] not in field_names:
                 lookup = LOOKUP_SEP.join(filter(None, ["pk", lookup]))
                 value = primary_keys(value)
             remote_conditions.append((lookup, value))
-        source_ids = source_queryset.filter(Q(*remote_conditions)).values_list(
-            field.attname, flat=True
+        local = f"{self.prefix}{field.target_field.attname}__in"
+        referenced = Q()
+        if not all(holds_only_for_null(opts, *c) for c in remote_conditions):
+            source_ids = source_queryset.filter(Q(*remote_conditions))
+            referenced = Q((local, self.source_id_set(source_ids)))
+        if not matches_missing_row(remote_conditions):
+            return referenced
+        # A join would match targets that nothing refers to, too.
+        every_reference = source_queryset.filter(**{f"{field.attname}__isnull": False})
+        return referenced | ~Q((local, self.source_id_set(every_reference)))
+
+    def source_id_set(self, source_queryset) -> IdSet:
+        """The targets' ids that the rows of ``source_queryset`` hold."""
+        field = self.field
+        return IdSet(
+            source_queryset.values_list(field.attname, flat=True), field.target_field
         )
-        return Q((local, IdSet(source_ids, target_field)))
 
 
-def matches_missing_target(lookup: str, value) -> bool:
-    """Whether a lookup on the target holds for a row that has no target."""
-    return lookup.split(LOOKUP_SEP)[-1] == "isnull" and bool(value)
+def matches_missing_row(conditions: list[tuple[str, object]]) -> bool:
+    """Whether every condition holds for the NULLs of a LEFT OUTER JOIN.
+
+    Across a join Django matches rows that have no related row at all when
+    the conditions on it hold for NULLs: ``isnull=True``, and ``=None``,
+    which Django reads as ``isnull=True``.
+    """
+    return all(is_null_test(lookup, value) for lookup, value in conditions)
+
+
+def is_null_test(lookup: str, value: object) -> bool:
+    if lookup.rsplit(LOOKUP_SEP, 1)[-1] == "isnull":
+        return bool(value)
+    # =None, exact=None, iexact=None; any other lookup raises for None.
+    return value is None
+
+
+def holds_only_for_null(opts, lookup: str, value: object) -> bool:
+    """Whether no existing row can match: a NULL test of a non-null column."""
+    if not is_null_test(lookup, value):
+        return False
+    name = lookup.split(LOOKUP_SEP)[0]
+    field = opts.pk if name == "pk" else opts.get_field(name)
+    single_column = lookup in (
+        name,
+        f"{name}{LOOKUP_SEP}isnull",
+        f"{name}{LOOKUP_SEP}exact",
+    )
+    return single_column and field.concrete and not field.null
+
+
+def selected_target_name(field: CrossDBForeignKey, query) -> str:
+    """What ``field__in=query`` compares with: the target, or what it selects."""
+    query = getattr(query, "query", query)
+    if isinstance(query, Query) and not query.has_select_fields:
+        return "pk"
+    return field.target_field.name
 
 
 def primary_keys(value: object) -> object:
