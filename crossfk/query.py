@@ -104,6 +104,11 @@ class CrossLookup:
         return field.get_lookup(rest[0]) is not None
 
     @property
+    def is_multi_valued(self) -> bool:
+        """Whether a row may meet several related rows on this path."""
+        return self.is_reverse or bool(self.prefix)
+
+    @property
     def group_key(self) -> tuple:
         return (self.prefix, self.field, self.is_reverse)
 
@@ -146,9 +151,26 @@ class CrossLookup:
             referenced = Q((local, self.source_id_set(source_ids)))
         if not matches_missing_row(remote_conditions):
             return referenced
-        # A join would match targets that nothing refers to, too.
+        return referenced | self.unreferenced_q(source_queryset)
+
+    def unreferenced_q(self, source_queryset) -> Q:
+        """Targets that nothing refers to: what a join's NULLs match too."""
+        field = self.field
         every_reference = source_queryset.filter(**{f"{field.attname}__isnull": False})
-        return referenced | ~Q((local, self.source_id_set(every_reference)))
+        referenced_ids = self.source_id_set(every_reference)
+        target_attname = field.target_field.attname
+        if not self.prefix:
+            return ~Q((f"{target_attname}__in", referenced_ids))
+        # Behind a multi-valued prefix (Author -> posts -> links), negating
+        # the whole path would ask that no post be referenced; the join asks
+        # for one post that is not, or for no post at all.
+        unreferenced = (
+            field.remote_field.model._base_manager.exclude(
+                **{f"{target_attname}__in": referenced_ids}
+            )
+        ).values(target_attname)
+        local = f"{self.prefix}{target_attname}"
+        return Q((f"{local}__in", unreferenced)) | Q((f"{local}__isnull", True))
 
     def source_id_set(self, source_queryset) -> IdSet:
         """The targets' ids that the rows of ``source_queryset`` hold."""
@@ -206,22 +228,26 @@ def primary_keys(value: object) -> object:
     return value
 
 
-def split_cross_lookups(model, q: Q) -> Q:
+def split_cross_lookups(model, q: Q, branch_negated: bool = False) -> Q:
     """Rewrite every lookup in ``q`` that crosses databases into a local one.
 
     Lookups on the same relation inside one AND node become a single query
     on the other side, so ``filter(links__url=..., links__title=...)`` keeps
-    Django's meaning: one link matching both.
+    Django's meaning: one link matching both. Under a negation Django asks
+    a subquery per lookup of a multi-valued relation (``exclude(links__url=
+    ..., links__title=...)`` excludes posts with such a link and such a
+    link), so those are not grouped there.
     """
+    branch_negated = branch_negated or q.negated
     children, groups = [], {}
     for child in q.children:
         if isinstance(child, Q):
-            children.append(split_cross_lookups(model, child))
+            children.append(split_cross_lookups(model, child, branch_negated))
             continue
         cross = isinstance(child, tuple) and CrossLookup.resolve(model, *child)
         if not cross:
             children.append(child)
-        elif q.connector == Q.AND:
+        elif q.connector == Q.AND and not (branch_negated and cross.is_multi_valued):
             groups.setdefault(cross.group_key, (cross, []))[1].append(
                 (cross.remote_lookup, child[1])
             )
