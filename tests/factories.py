@@ -47,16 +47,17 @@ class PostReferenceFactory(PartitionedModelFactory):
         abstract = True
 
 
-def post_reference_factory(model):
+def factory_for(model, base=PartitionedModelFactory) -> type[PartitionedModelFactory]:
+    """A factory of ``base`` for ``model``, with no declarations of its own."""
     meta = type("Meta", (), {"model": model})
-    return type(f"{model.__name__}Factory", (PostReferenceFactory,), {"Meta": meta})
+    return type(f"{model.__name__}Factory", (base,), {"Meta": meta})
 
 
-ProtectedLinkFactory = post_reference_factory(models.ProtectedLink)
-RestrictedLinkFactory = post_reference_factory(models.RestrictedLink)
-NullingLinkFactory = post_reference_factory(models.NullingLink)
-DefaultingLinkFactory = post_reference_factory(models.DefaultingLink)
-UnenforcedLinkFactory = post_reference_factory(models.UnenforcedLink)
+ProtectedLinkFactory = factory_for(models.ProtectedLink, PostReferenceFactory)
+RestrictedLinkFactory = factory_for(models.RestrictedLink, PostReferenceFactory)
+NullingLinkFactory = factory_for(models.NullingLink, PostReferenceFactory)
+DefaultingLinkFactory = factory_for(models.DefaultingLink, PostReferenceFactory)
+UnenforcedLinkFactory = factory_for(models.UnenforcedLink, PostReferenceFactory)
 
 
 class BigTargetFactory(PartitionedModelFactory):
@@ -98,3 +99,8 @@ class SlugLinkFactory(PartitionedModelFactory):
 
     class Meta:
         model = models.SlugLink
+
+
+def factories_for(family) -> dict[str, type[PartitionedModelFactory]]:
+    """A factory per model of a twins family: ``{"Post": CrossPostFactory, ...}``."""
+    return {name: factory_for(model) for name, model in vars(family).items()}

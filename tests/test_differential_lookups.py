@@ -23,10 +23,12 @@ from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.lookuptwins.factories import CROSS_FACTORIES, TWIN_FACTORIES
+from tests.factories import factories_for
 from tests.lookuptwins.models import CROSS, TWIN
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+CROSS_FACTORIES, TWIN_FACTORIES = factories_for(CROSS), factories_for(TWIN)
 
 EXAMPLES = int(os.environ.get("CROSSFK_HYPOTHESIS_EXAMPLES", "150"))
 DIFFERENTIAL = settings(
