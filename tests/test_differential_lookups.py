@@ -53,12 +53,18 @@ DIFFERENTIAL = settings(
 #    the same filter() that used the join (a Django inconsistency, not a
 #    rule). crossfk always treats a missing related row as not matching.
 #    Such queries over a nullable relation are not compared.
-# 3. In one filter() call, Django lets a negated condition on a multi-valued
-#    relation reuse the join of a positive one met before it, so that
-#    ``filter(Q(links__url="a") & ~Q(links__rank=1))`` asks for one link with
-#    url "a" and another rank, and the answer changes with the order of the
-#    two. crossfk reads every negated condition as Django reads it alone: no
-#    related row matches. Filters that mix the two are not compared.
+# 3. In one filter() call Django answers every condition on a multi-valued
+#    relation on one join, whatever the Q tree around them, so that
+#    ``filter(Q(links__url="a") & (Q(title="b") | Q(links__rank=1)))`` asks
+#    for ONE link with url "a" and (title "b" or rank 1), and
+#    ``filter(Q(links__url="a") & ~Q(links__rank=1))`` for one link with url
+#    "a" and another rank (the answer even changes with the order of the
+#    two). crossfk asks one query for the conditions an AND node holds side
+#    by side (``filter(links__url="a", links__rank=1)``, Django's documented
+#    spelling) and answers every other condition on its own, as Django does
+#    for separate filter() calls and for a negated condition standing alone.
+#    Trees that spread conditions on one multi-valued relation over several
+#    nodes are not compared.
 
 # Data ------------------------------------------------------------------------
 
@@ -158,14 +164,15 @@ class Kind:
     lookups: tuple[str, ...]
     values: tuple
     target: str | None = None  # For relations: the model name, for querysets.
+    selected: str = "pk"  # What a queryset of values selects: the stored field.
 
 
 TEXT = Kind(("", "__iexact", "__startswith", "__in", "__isnull"), tuple(TEXTS))
 NUMBER = Kind(("", "__gt", "__lt", "__in", "__isnull"), tuple(NUMBERS))
 
 
-def relation(target: str, values) -> Kind:
-    return Kind(("", "__in", "__isnull"), (*values, None), target)
+def relation(target: str, values, selected="pk") -> Kind:
+    return Kind(("", "__in", "__isnull"), (*values, None), target, selected)
 
 
 POSTS = relation("Post", range(1, COUNTS["Post"] + 2))
@@ -219,7 +226,7 @@ PATHS = {
         ("link__tags__name", TEXT, True),
     ],
     "SlugRef": [
-        ("post", relation("Post", [slug(n) for n in range(1, 6)]), False),
+        ("post", relation("Post", [slug(n) for n in range(1, 6)], "slug"), False),
         ("post__title", TEXT, False),
         ("post__pk", NUMBER, False),
         ("post__author__name", TEXT, False),
@@ -262,17 +269,17 @@ class Leaf:
 
 @dataclass(frozen=True)
 class QueryValue:
-    """``Target.objects.filter(<field>=text)``, optionally ``.values("pk")``."""
+    """``Target.objects.filter(<field>=text)``, optionally ``.values(selected)``."""
 
     target: str
     text: str
-    values_pk: bool
+    selected: str | None
 
     def render(self, family):
         queryset = getattr(family, self.target).objects.filter(
             **{QUERYSET_FILTERS[self.target]: self.text}
         )
-        return queryset.values("pk") if self.values_pk else queryset
+        return queryset.values(self.selected) if self.selected else queryset
 
 
 @st.composite
@@ -288,7 +295,7 @@ def leaves(draw, root: str) -> Leaf:
                 QueryValue,
                 st.just(kind.target),
                 st.sampled_from(TEXTS[:3]),
-                st.booleans(),
+                st.sampled_from([None, kind.selected]),
             )
             plain = st.one_of(plain, query)
         value = draw(plain)
@@ -373,13 +380,14 @@ def joins_a_nullable_relation(root: str, tree) -> bool:
     return False
 
 
-def multi_valued_polarities(tree, negated=False) -> set[bool]:
-    """Under which polarities the tree has multi-valued lookups."""
+def multi_valued_nodes(tree, node=None, negated=False) -> set[tuple]:
+    """(first path step, parent node, polarity) of each multi-valued lookup."""
     if isinstance(tree, Leaf):
-        return {negated} if tree.multi_valued else set()
+        step = tree.path.split("__")[0]
+        return {(step, id(node), negated)} if tree.multi_valued else set()
     if tree[0] == "not":
-        return multi_valued_polarities(tree[1], not negated)
-    return set().union(*(multi_valued_polarities(t, negated) for t in tree[1]))
+        return multi_valued_nodes(tree[1], tree, not negated)
+    return set().union(*(multi_valued_nodes(t, tree, negated) for t in tree[1]))
 
 
 def is_compared(root, form, trees) -> bool:
@@ -388,7 +396,11 @@ def is_compared(root, form, trees) -> bool:
     doubly_negated = any(negation_depth(tree, outer) >= 2 for tree in trees)
     if doubly_negated and any(joins_a_nullable_relation(root, t) for t in trees):
         return False
-    return not any(len(multi_valued_polarities(tree)) == 2 for tree in trees)
+    for tree in trees:
+        steps = [step for step, _, _ in multi_valued_nodes(tree)]
+        if len(steps) != len(set(steps)):
+            return False
+    return True
 
 
 def build(family, root, form, trees):

@@ -28,7 +28,7 @@ def build_family(prefix: str, crosses: bool) -> SimpleNamespace:
         attrs = {
             "__module__": __name__,
             "objects": MultiDBManager(alias if crosses else "default"),
-            "name": models.CharField(max_length=10, default=""),
+            "name": models.CharField(max_length=20, default=""),
             **fields,
         }
         return type(f"{prefix}{model_name}", (models.Model,), attrs)
