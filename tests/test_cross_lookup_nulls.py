@@ -21,17 +21,10 @@ from tests.factories import (
     SlugLinkFactory,
     SlugTargetFactory,
 )
+from tests.helpers import ids, pks
 from tests.testapp.models import Author, Link, Post, SlugLink, SlugTarget
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
-
-
-def ids(queryset):
-    return sorted(queryset.values_list("pk", flat=True))
-
-
-def pks(*instances):
-    return sorted(instance.pk for instance in instances)
 
 
 @pytest.fixture

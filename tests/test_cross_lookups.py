@@ -22,6 +22,7 @@ from tests.factories import (
     PostFactory,
     TagFactory,
 )
+from tests.helpers import ids, pks
 from tests.testapp.models import (
     BigTarget,
     CharTarget,
@@ -33,14 +34,6 @@ from tests.testapp.models import (
 )
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
-
-
-def ids(queryset):
-    return sorted(queryset.values_list("pk", flat=True))
-
-
-def pks(*instances):
-    return sorted(instance.pk for instance in instances)
 
 
 @pytest.fixture

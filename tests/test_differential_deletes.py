@@ -13,29 +13,22 @@ Nothing differs on purpose. ``CROSSFK_HYPOTHESIS_EXAMPLES`` raises the
 number of examples for a long local run; CI runs the derandomized default.
 """
 
-import os
 from contextlib import contextmanager
 
 import pytest
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError, signals
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.deletetwins.models import CROSS, TWIN
 from tests.factories import factories_for
+from tests.helpers import differential_settings
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
 CROSS_FACTORIES, TWIN_FACTORIES = factories_for(CROSS), factories_for(TWIN)
-EXAMPLES = int(os.environ.get("CROSSFK_HYPOTHESIS_EXAMPLES", "100"))
-DIFFERENTIAL = settings(
-    max_examples=EXAMPLES,
-    derandomize=os.environ.get("CROSSFK_HYPOTHESIS_SEED") is None,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+DIFFERENTIAL = differential_settings(examples=100)
 TARGETS = 3
 # Model name -> (how many rows at most, {relation attname: (target, nullable)}).
 GRAPH = {

@@ -13,31 +13,24 @@ with querysets) and asserts that both give the same answer.
 local run; CI runs the fixed, derandomized default.
 """
 
-import os
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.db import transaction
 from django.db.models import Q
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import factories_for
+from tests.helpers import differential_settings
 from tests.lookuptwins.models import CROSS, TWIN
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
 CROSS_FACTORIES, TWIN_FACTORIES = factories_for(CROSS), factories_for(TWIN)
 
-EXAMPLES = int(os.environ.get("CROSSFK_HYPOTHESIS_EXAMPLES", "150"))
-DIFFERENTIAL = settings(
-    max_examples=EXAMPLES,
-    derandomize=os.environ.get("CROSSFK_HYPOTHESIS_SEED") is None,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+DIFFERENTIAL = differential_settings(examples=150)
 
 # Where crossfk deliberately differs from Django, and why; nowhere else.
 #

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from crossfk.testing import assert_queries_per_db
 from tests.factories import CharTargetFactory, KeyedReferenceFactory, LinkFactory
+from tests.helpers import ids
 from tests.testapp.models import KeyedReference, Link
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
@@ -13,10 +14,6 @@ pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 @pytest.fixture
 def links():
     return [*LinkFactory.create_batch(3), LinkFactory(post=None)]
-
-
-def ids(queryset):
-    return sorted(queryset.values_list("pk", flat=True))
 
 
 @pytest.mark.parametrize(
