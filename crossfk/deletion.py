@@ -234,15 +234,20 @@ class CrossDeletion:
         ]
 
     def send_pre_delete(self, batches: list[Batch]) -> None:
-        for collector, model, instances in batches:
-            if not model._meta.auto_created:
-                for obj in instances:
-                    signals.pre_delete.send(
-                        sender=model,
-                        instance=obj,
-                        using=collector.using,
-                        origin=self.root.origin,
-                    )
+        for batch in batches:
+            self.send(signals.pre_delete, batch)
+
+    def send(self, signal, batch: Batch) -> None:
+        """Send ``signal`` for each row of ``batch``, as Django's Collector does."""
+        collector, model, instances = batch
+        if not model._meta.auto_created:
+            for obj in instances:
+                signal.send(
+                    sender=model,
+                    instance=obj,
+                    using=collector.using,
+                    origin=self.root.origin,
+                )
 
     def fast_delete_and_update(self, deleted_counter: Counter) -> None:
         """Each database's fast deletes, then its field updates.
@@ -265,20 +270,14 @@ class CrossDeletion:
         # Django sends post_delete in descending primary key order.
         for _, _, instances in batches:
             instances.reverse()
-        for collector, model, instances in batches:
+        for batch in batches:
+            collector, model, instances = batch
             count = sql.DeleteQuery(model).delete_batch(
                 [obj.pk for obj in instances], collector.using
             )
             if count:
                 deleted_counter[model._meta.label] += count
-            if not model._meta.auto_created:
-                for obj in instances:
-                    signals.post_delete.send(
-                        sender=model,
-                        instance=obj,
-                        using=collector.using,
-                        origin=self.root.origin,
-                    )
+            self.send(signals.post_delete, batch)
 
     def clear_primary_keys(self, batches: list[Batch]) -> None:
         for _, model, instances in batches:

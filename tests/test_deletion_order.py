@@ -22,33 +22,28 @@ from tests.deletecases import factories
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
 
-def graph_form(**factories_by_role):
-    """The factories of one form of the graphs, and the models they make."""
-    graph_models = [factory._meta.model for factory in factories_by_role.values()]
-    return SimpleNamespace(models=graph_models, **factories_by_role)
+ROLES = {
+    "target": "Target",
+    "dependent": "Dependent",
+    "restricted": "Restricted",
+    "cascaded": "Cascaded",
+    "pinned": "Pinned",
+    "parent": "Parent",
+    "child": "Child",
+    "nullable_child": "NullableChild",
+}
+
+
+def graph_form(graph_factories):
+    """The factories of one form of the graphs, by role, and the models they make."""
+    by_role = {role: graph_factories[name] for role, name in ROLES.items()}
+    graph_models = [made._meta.model for made in by_role.values()]
+    return SimpleNamespace(models=graph_models, **by_role)
 
 
 FORMS = {
-    "crossfk": graph_form(
-        target=factories.TargetFactory,
-        dependent=factories.DependentFactory,
-        restricted=factories.RestrictedFactory,
-        cascaded=factories.CascadedFactory,
-        pinned=factories.PinnedFactory,
-        parent=factories.ParentFactory,
-        child=factories.ChildFactory,
-        nullable_child=factories.NullableChildFactory,
-    ),
-    "twin": graph_form(
-        target=factories.TwinTargetFactory,
-        dependent=factories.TwinDependentFactory,
-        restricted=factories.TwinRestrictedFactory,
-        cascaded=factories.TwinCascadedFactory,
-        pinned=factories.TwinPinnedFactory,
-        parent=factories.TwinParentFactory,
-        child=factories.TwinChildFactory,
-        nullable_child=factories.TwinNullableChildFactory,
-    ),
+    "crossfk": graph_form(factories.CROSS_FACTORIES),
+    "twin": graph_form(factories.TWIN_FACTORIES),
 }
 CROSSFK = FORMS["crossfk"]
 

@@ -10,12 +10,13 @@ import pytest
 from django.db.models import RestrictedError
 from django.db.models.deletion import Collector
 
-from tests.deletecases.factories import (
-    CascadedFactory,
-    RestrictedFactory,
-    TargetFactory,
-)
-from tests.deletecases.models import Cascaded, Restricted, Target
+from tests.deletecases.factories import CROSS_FACTORIES
+from tests.deletecases.models import CROSS
+
+Target, Cascaded, Restricted = CROSS.Target, CROSS.Cascaded, CROSS.Restricted
+TargetFactory = CROSS_FACTORIES["Target"]
+CascadedFactory = CROSS_FACTORIES["Cascaded"]
+RestrictedFactory = CROSS_FACTORIES["Restricted"]
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 

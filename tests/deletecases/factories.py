@@ -2,69 +2,39 @@
 
 import factory
 
-from crossfk.factories import PartitionedModelFactory
-from tests.deletecases import models
+from tests.deletecases.models import CROSS, TWIN
+from tests.factories import factory_for
+
+# Model name -> its references to other models of the graph, made by default.
+REFERENCES = {
+    "Target": {},
+    "Cascaded": {"target": "Target"},
+    "Restricted": {"target": "Target", "cascaded": "Cascaded"},
+    "Dependent": {"target": "Target", "cascaded": "Cascaded"},
+    "Pinned": {"target": "Target", "cascaded": "Cascaded"},
+    "Parent": {},
+    "Child": {"parent": "Parent"},
+    "NullableChild": {"parent": "Parent"},
+}
 
 
-def graph_factory(model, **declarations):
-    """A factory for ``model``; tests name the rows they compare across forms."""
-    meta = type("Meta", (), {"model": model})
-    declarations.setdefault("name", factory.Sequence(str))
-    return type(
-        f"{model.__name__}Factory",
-        (PartitionedModelFactory,),
-        {"Meta": meta, **declarations},
-    )
+def graph_factories(family) -> dict:
+    """A factory per model of ``family``; tests name the rows they compare."""
+    made = {}
+    for name, references in REFERENCES.items():
+        made[name] = type(
+            f"{name}Factory",
+            (factory_for(getattr(family, name)),),
+            {
+                "name": factory.Sequence(str),
+                **{
+                    field: factory.SubFactory(made[target])
+                    for field, target in references.items()
+                },
+            },
+        )
+    return made
 
 
-TargetFactory = graph_factory(models.Target)
-CascadedFactory = graph_factory(
-    models.Cascaded, target=factory.SubFactory(TargetFactory)
-)
-RestrictedFactory = graph_factory(
-    models.Restricted,
-    target=factory.SubFactory(TargetFactory),
-    cascaded=factory.SubFactory(CascadedFactory),
-)
-DependentFactory = graph_factory(
-    models.Dependent,
-    target=factory.SubFactory(TargetFactory),
-    cascaded=factory.SubFactory(CascadedFactory),
-)
-PinnedFactory = graph_factory(
-    models.Pinned,
-    target=factory.SubFactory(TargetFactory),
-    cascaded=factory.SubFactory(CascadedFactory),
-)
-ParentFactory = graph_factory(models.Parent)
-ChildFactory = graph_factory(models.Child, parent=factory.SubFactory(ParentFactory))
-NullableChildFactory = graph_factory(
-    models.NullableChild, parent=factory.SubFactory(ParentFactory)
-)
-
-TwinTargetFactory = graph_factory(models.TwinTarget)
-TwinCascadedFactory = graph_factory(
-    models.TwinCascaded, target=factory.SubFactory(TwinTargetFactory)
-)
-TwinRestrictedFactory = graph_factory(
-    models.TwinRestricted,
-    target=factory.SubFactory(TwinTargetFactory),
-    cascaded=factory.SubFactory(TwinCascadedFactory),
-)
-TwinDependentFactory = graph_factory(
-    models.TwinDependent,
-    target=factory.SubFactory(TwinTargetFactory),
-    cascaded=factory.SubFactory(TwinCascadedFactory),
-)
-TwinPinnedFactory = graph_factory(
-    models.TwinPinned,
-    target=factory.SubFactory(TwinTargetFactory),
-    cascaded=factory.SubFactory(TwinCascadedFactory),
-)
-TwinParentFactory = graph_factory(models.TwinParent)
-TwinChildFactory = graph_factory(
-    models.TwinChild, parent=factory.SubFactory(TwinParentFactory)
-)
-TwinNullableChildFactory = graph_factory(
-    models.TwinNullableChild, parent=factory.SubFactory(TwinParentFactory)
-)
+CROSS_FACTORIES = graph_factories(CROSS)
+TWIN_FACTORIES = graph_factories(TWIN)

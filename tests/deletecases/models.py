@@ -4,8 +4,9 @@ The crossfk form spreads each graph over "default" and "secondary" with
 CrossDBForeignKeys. Its twin (the ``Twin`` prefix) is the same graph with
 ordinary ForeignKeys, all in "default": Django's own Collector deleting the
 twin gives what deleting the crossfk form must give (rows, errors, signals
-and their order). Models are declared in the same order in both forms,
-since Django visits a model's relations in that order.
+and their order). ``build_family()`` declares both forms at once, so that
+they cannot drift apart, in the same order (Django visits a model's
+relations in that order).
 
 Target (T), Dependent (D), Restricted (R), Cascaded (S), Pinned (P)::
 
@@ -23,116 +24,75 @@ Parent, Child (non-null) and NullableChild: one CASCADE each, for the order
 Django gives referencing rows with and without a dependency.
 """
 
+from types import SimpleNamespace
+
 from django.db import models
 
 from crossfk import CrossDBForeignKey, MultiDBManager
 
 
-class Target(models.Model):
-    name = models.CharField(max_length=20)
+def build_family(prefix: str, crosses: bool) -> SimpleNamespace:
+    """The graphs' models, named ``prefix + name``; across databases if ``crosses``."""
 
-    objects = MultiDBManager("default")
+    def model(model_name, alias, **fields):
+        attrs = {
+            "__module__": __name__,
+            "name": models.CharField(max_length=20),
+            "objects": MultiDBManager(alias if crosses else "default"),
+            **fields,
+        }
+        return type(f"{prefix}{model_name}", (models.Model,), attrs)
 
+    def relation(to, on_delete, **options):
+        """A relation that crosses databases in the crossfk form."""
+        field_class = CrossDBForeignKey if crosses else models.ForeignKey
+        return field_class(to, on_delete, **options)
 
-class Dependent(models.Model):
-    name = models.CharField(max_length=20)
-    target = models.ForeignKey(Target, models.RESTRICT, related_name="dependents")
-    cascaded = CrossDBForeignKey(
-        "deletecases.Cascaded", models.CASCADE, related_name="dependents"
+    cascaded = f"deletecases.{prefix}Cascaded"
+    family = SimpleNamespace()
+    family.Target = model("Target", "default")
+    family.Dependent = model(
+        "Dependent",
+        "default",
+        target=models.ForeignKey(
+            family.Target, models.RESTRICT, related_name="dependents"
+        ),
+        cascaded=relation(cascaded, models.CASCADE, related_name="dependents"),
     )
-
-    objects = MultiDBManager("default")
-
-
-class Restricted(models.Model):
-    name = models.CharField(max_length=20)
-    target = CrossDBForeignKey(Target, models.RESTRICT, related_name="restricted")
-    cascaded = models.ForeignKey(
-        "deletecases.Cascaded", models.CASCADE, related_name="restricted"
+    family.Restricted = model(
+        "Restricted",
+        "secondary",
+        target=relation(family.Target, models.RESTRICT, related_name="restricted"),
+        cascaded=models.ForeignKey(cascaded, models.CASCADE, related_name="restricted"),
     )
-
-    objects = MultiDBManager("secondary")
-
-
-class Cascaded(models.Model):
-    name = models.CharField(max_length=20)
-    target = CrossDBForeignKey(Target, models.CASCADE, related_name="cascaded")
-
-    objects = MultiDBManager("secondary")
-
-
-class Pinned(models.Model):
-    name = models.CharField(max_length=20)
-    target = CrossDBForeignKey(Target, models.CASCADE, related_name="pinned")
-    cascaded = models.ForeignKey(Cascaded, models.RESTRICT, related_name="pinned")
-
-    objects = MultiDBManager("secondary")
-
-
-class Parent(models.Model):
-    name = models.CharField(max_length=20)
-
-    objects = MultiDBManager("default")
-
-
-class Child(models.Model):
-    name = models.CharField(max_length=20)
-    parent = CrossDBForeignKey(Parent, models.CASCADE, related_name="children")
-
-    objects = MultiDBManager("secondary")
-
-
-class NullableChild(models.Model):
-    name = models.CharField(max_length=20)
-    parent = CrossDBForeignKey(
-        Parent, models.CASCADE, null=True, related_name="nullable_children"
+    family.Cascaded = model(
+        "Cascaded",
+        "secondary",
+        target=relation(family.Target, models.CASCADE, related_name="cascaded"),
     )
-
-    objects = MultiDBManager("secondary")
-
-
-class TwinTarget(models.Model):
-    name = models.CharField(max_length=20)
-
-
-class TwinDependent(models.Model):
-    name = models.CharField(max_length=20)
-    target = models.ForeignKey(TwinTarget, models.RESTRICT, related_name="dependents")
-    cascaded = models.ForeignKey(
-        "deletecases.TwinCascaded", models.CASCADE, related_name="dependents"
+    family.Pinned = model(
+        "Pinned",
+        "secondary",
+        target=relation(family.Target, models.CASCADE, related_name="pinned"),
+        cascaded=models.ForeignKey(
+            family.Cascaded, models.RESTRICT, related_name="pinned"
+        ),
     )
-
-
-class TwinRestricted(models.Model):
-    name = models.CharField(max_length=20)
-    target = models.ForeignKey(TwinTarget, models.RESTRICT, related_name="restricted")
-    cascaded = models.ForeignKey(
-        "deletecases.TwinCascaded", models.CASCADE, related_name="restricted"
+    family.Parent = model("Parent", "default")
+    family.Child = model(
+        "Child",
+        "secondary",
+        parent=relation(family.Parent, models.CASCADE, related_name="children"),
     )
-
-
-class TwinCascaded(models.Model):
-    name = models.CharField(max_length=20)
-    target = models.ForeignKey(TwinTarget, models.CASCADE, related_name="cascaded")
-
-
-class TwinPinned(models.Model):
-    name = models.CharField(max_length=20)
-    target = models.ForeignKey(TwinTarget, models.CASCADE, related_name="pinned")
-    cascaded = models.ForeignKey(TwinCascaded, models.RESTRICT, related_name="pinned")
-
-
-class TwinParent(models.Model):
-    name = models.CharField(max_length=20)
-
-
-class TwinChild(models.Model):
-    name = models.CharField(max_length=20)
-    parent = models.ForeignKey(TwinParent, models.CASCADE, related_name="children")
-
-
-class TwinNullableChild(models.Model):
-    name = models.CharField(max_length=20)
-    parent = models.ForeignKey(
-        TwinParent, models.CASCADE, null=True, related_name="nullable_children"
+    family.NullableChild = model(
+        "NullableChild",
+        "secondary",
+        parent=relation(
+            family.Parent, models.CASCADE, null=True, related_name="nullable_children"
+        ),
     )
+    return family
+
+
+CROSS = build_family("", crosses=True)
+TWIN = build_family("Twin", crosses=False)
