@@ -36,6 +36,12 @@ def call_name(node: ast.AST) -> str | None:
     return func.id if isinstance(func, ast.Name) else None
 
 
+def is_manager(node: ast.AST) -> bool:
+    """Whether ``node`` makes a manager (``Manager()``, ``QuerySet.as_manager()``)."""
+    name = call_name(node) or ""
+    return name.endswith("Manager") or name == "as_manager"
+
+
 def related_name(call: ast.Call, classes: set[str], owner: str) -> str | None:
     """The model a relation field names: a class of the app, "self", or None."""
     target = call.args[0] if call.args else None
@@ -166,8 +172,7 @@ class CrossTransformer(ast.NodeTransformer):
             for base in node.bases
         )
         has_manager = any(
-            isinstance(statement, ast.Assign)
-            and "anager" in ast.unparse(statement.value)
+            isinstance(statement, ast.Assign) and is_manager(statement.value)
             for statement in node.body
         )
         if is_model and not has_manager:

@@ -18,6 +18,7 @@ script fails when another test fails, and when a listed one passes.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -69,8 +70,6 @@ def prepare(source: Path, work: Path, apps: list[str]) -> dict[str, str]:
 
 
 def databases() -> dict:
-    import os
-
     if os.environ.get("CROSSFK_TEST_DB", "sqlite") != "postgresql":
         return {
             alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
