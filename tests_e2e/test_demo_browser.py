@@ -21,7 +21,13 @@ def query(database: Path, sql: str, params: tuple = ()) -> list[tuple]:
 def choose_in_autocomplete(page: Page, field: str, text: str) -> None:
     """Pick ``text`` in the admin's select2 widget for ``field``."""
     page.locator(f".field-{field} .select2-selection").click()
-    page.locator(".select2-search__field").fill(text)
+    # Opening the widget lists the first page unfiltered; the option must be
+    # clicked from the answer to the search, or select2 aborts that request
+    # when the dropdown closes.
+    with page.expect_response(
+        lambda response: "/autocomplete/" in response.url and "term=" in response.url
+    ):
+        page.locator(".select2-search__field").fill(text)
     page.locator(".select2-results__option", has_text=text).click()
 
 
