@@ -27,17 +27,28 @@ from django.db.models import (
     PROTECT,
     RESTRICT,
     Model,
+    QuerySet,
     RestrictedError,
     signals,
     sql,
 )
 from django.db.models.deletion import Collector
 
+from crossfk.exceptions import CrossDBTransactionError
 from crossfk.idsets import IdSet
-from crossfk.transaction import atomic
+from crossfk.transaction import atomic, owning_block, roll_back_together
 
 # What one collector deletes of one model: (collector, model, instances).
 Batch = tuple[Collector, type[Model], list[Model]]
+
+
+def has_writes(collector: Collector) -> bool:
+    """Whether ``collector`` has rows to delete or update; its lazy querysets
+    ask their database."""
+    pending = chain(collector.fast_deletes, *collector.field_updates.values())
+    return bool(collector.data) or any(
+        objs.exists() if isinstance(objs, QuerySet) else bool(objs) for objs in pending
+    )
 
 
 class CrossDBOnDelete:
@@ -199,7 +210,12 @@ class CrossDeletion:
         several databases. Its shortcut for a lone row it can fast-delete
         never applies: a row that a cross relation refers to cannot be.
         """
-        with atomic(*self.collectors):
+        aliases = self.aliases_to_write()
+        block = owning_block(aliases, f"Deleting {self.describe_root()}")
+        if block is not None and not roll_back_together(aliases):
+            for field, values in self.targets_of_cross_relations().items():
+                block.check_deleted_at_commit(field, values)
+        with atomic(*aliases):
             if connections[self.root.using].vendor == "postgresql":
                 self.recheck_under_lock()
             batches = self.sort()
@@ -209,6 +225,46 @@ class CrossDeletion:
             self.delete_batches(batches, deleted_counter)
         self.clear_primary_keys(batches)
         return sum(deleted_counter.values()), dict(deleted_counter)
+
+    def aliases_to_write(self) -> list[str]:
+        """The databases this delete writes to, the root's first.
+
+        Under an open transaction that not every database is part of, the
+        lazy querysets of fast deletes and field updates are asked whether
+        they have rows: an alias with nothing to write needs no transaction.
+        """
+        aliases = list(self.collectors)
+        try:
+            owning_block(aliases, "")
+        except CrossDBTransactionError:
+            pass
+        else:
+            return aliases
+        return [
+            alias
+            for alias, collector in self.collectors.items()
+            if alias == self.root.using or has_writes(collector)
+        ]
+
+    def describe_root(self) -> str:
+        model, instances = next(iter(self.root.data.items()), (None, ()))
+        if model is None:
+            return "rows"
+        pks = ", ".join(str(instance.pk) for instance in list(instances)[:10])
+        return f"{model._meta.object_name} {pks}"
+
+    def targets_of_cross_relations(self) -> dict:
+        """{field: target values deleted} for each cross relation whose
+        on_delete this delete applies."""
+        targets = defaultdict(set)
+        for _, field, _ in self.applied_actions:
+            target_model, attname = field.remote_field.model, field.target_field.attname
+            targets[field].update(
+                getattr(target, attname)
+                for collector in self.collectors.values()
+                for target in collector.data.get(target_model, ())
+            )
+        return targets
 
     def sort(self) -> list[Batch]:
         """Each collector's rows, in the order one Collector would delete them.

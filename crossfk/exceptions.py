@@ -1,6 +1,7 @@
 """Errors crossfk raises where Django has no type of its own."""
 
 from django.db import IntegrityError
+from django.db.transaction import TransactionManagementError
 
 
 class CrossDBIntegrityError(IntegrityError):
@@ -8,4 +9,14 @@ class CrossDBIntegrityError(IntegrityError):
 
     A subclass of ``django.db.IntegrityError`` so that code written for real
     foreign keys catches it unchanged.
+    """
+
+
+class CrossDBTransactionError(TransactionManagementError):
+    """A write across databases that the open transactions could not undo.
+
+    Raised before anything is written, when a database the write touches is
+    inside a transaction that the other databases are not part of: Django
+    would commit or roll that one back on its own, and a rollback would
+    leave a dangling reference or lose rows in the others.
     """

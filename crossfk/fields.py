@@ -22,6 +22,7 @@ from crossfk.deletion import CrossDBOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
+from crossfk.transaction import checked_at_commit
 
 # Django's clash checks, renumbered into crossfk's namespace.
 CLASH_CHECK_IDS = {
@@ -151,9 +152,23 @@ class CrossDBForeignKey(models.ForeignKey):
                 found_ids = [found_id for (found_id,) in cursor.fetchall()]
         return sorted(wanted - set(found_ids), key=str)
 
-    def check_targets_exist(self, values: Iterable) -> None:
-        """Raise ``CrossDBIntegrityError`` unless every value names a target row."""
+    def check_targets_exist(self, values: Iterable, using: str | None = None) -> None:
+        """Raise ``CrossDBIntegrityError`` unless every value names a target row.
+
+        ``using`` is the database the references are about to be written to
+        (the router's choice for this model by default). Inside transactions,
+        that write must commit or roll back with the target's database:
+        otherwise ``CrossDBTransactionError`` is raised (see
+        ``crossfk.transaction.checked_at_commit``).
+        """
+        values = [value for value in values if value is not None]
+        if not values:
+            return
+        using = using or self.source_alias
+        block = checked_at_commit(self, using, f"Writing {self.describe()}")
         missing = self.missing_target_ids(values)
+        if block is not None:
+            block.check_at_commit(self, using, values)
         if not missing:
             return
         target = self.remote_field.model._meta.object_name
@@ -171,7 +186,9 @@ class CrossDBForeignKey(models.ForeignKey):
         if self.enforce and not cls._meta.abstract:
             signals.pre_save.connect(self.check_before_save, sender=cls)
 
-    def check_before_save(self, sender, instance, raw, update_fields, **kwargs):
+    def check_before_save(
+        self, sender, instance, raw, using, update_fields, **kwargs
+    ) -> None:
         """Check the target before save() touches any database.
 
         Failing here, before Django opens its own atomic block, leaves the
@@ -184,7 +201,7 @@ class CrossDBForeignKey(models.ForeignKey):
             return  # loaddata, or a save that does not write this column
         value = getattr(instance, self.attname)
         if value is not None:
-            self.check_targets_exist([value])
+            self.check_targets_exist([value], using)
             mark_targets_verified(instance, self)
 
     def pre_save(self, model_instance, add):
@@ -195,7 +212,7 @@ class CrossDBForeignKey(models.ForeignKey):
         verified = model_instance._state.__dict__.get("crossfk_verified", {})
         already_checked = verified.get(self.attname) == value
         if self.enforce and value is not None and not already_checked:
-            self.check_targets_exist([value])
+            self.check_targets_exist([value], model_instance._state.db)
         return value
 
     def validate(self, value, model_instance):

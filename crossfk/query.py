@@ -377,7 +377,9 @@ class CrossQuerySet(models.QuerySet):
         # One existence query per relation for the whole batch; the per-row
         # check in pre_save() then has nothing left to do.
         for field in self.cross_fields():
-            field.check_targets_exist(getattr(obj, field.attname) for obj in objs)
+            field.check_targets_exist(
+                (getattr(obj, field.attname) for obj in objs), self.db
+            )
             for obj in objs:
                 mark_targets_verified(obj, field)
         return super().bulk_create(objs, *args, **kwargs)
@@ -389,5 +391,5 @@ class CrossQuerySet(models.QuerySet):
                 if isinstance(value, models.Model):
                     value = getattr(value, field.target_field.attname)
                 if value is not None and not hasattr(value, "resolve_expression"):
-                    field.check_targets_exist([value])
+                    field.check_targets_exist([value], self.db)
         return super().update(**kwargs)

@@ -10,17 +10,28 @@ leaves an unreferenced target again, never a dangling reference).
 With ``two_phase=True`` on PostgreSQL,
 every database is prepared (``PREPARE TRANSACTION``) before any commits, and
 ``crossfk_recover`` finishes what a crash interrupted.
+
+Inside Django's own transactions, a write over several databases is safe
+only when one ``crossfk.atomic`` settles all of them: ``owning_block()``
+finds it, or refuses the write before anything is written. Where a plain
+savepoint on one database could roll back without the others (the admin's
+``transaction.atomic()`` inside a request-wide ``crossfk.atomic``), the
+references written are checked again just before the commit, as a deferred
+constraint would be. ``on_commit()`` callbacks run once every database has
+committed.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator, ExitStack
 
 from django.db import NotSupportedError, connections, transaction
+
+from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 
 # Global transaction id of one participant: the block's id, the position of
 # this database in the commit order, and how many databases took part.
@@ -75,6 +86,96 @@ class WriteWatcher:
         return execute(sql, params, many, context)
 
 
+class Participant(transaction.Atomic):
+    """One database's block of a ``crossfk.atomic``, which it names."""
+
+    def __init__(self, block: CrossAtomic, alias: str) -> None:
+        super().__init__(alias, block.savepoint, block.durable)
+        self.crossfk_block = block
+
+
+def open_blocks(alias: str) -> list[transaction.Atomic]:
+    """The atomic blocks open on ``alias``, outermost first, less a TestCase's."""
+    return [
+        block for block in connections[alias].atomic_blocks if not block._from_testcase
+    ]
+
+
+def transaction_owner(alias: str) -> CrossAtomic | transaction.Atomic | None:
+    """What will commit ``alias``'s open transaction, if any: the
+    ``crossfk.atomic`` or Django atomic block outermost on it."""
+    blocks = open_blocks(alias)
+    if not blocks:
+        return None
+    return getattr(blocks[0], "crossfk_block", blocks[0])
+
+
+def describe_owner(alias: str) -> str:
+    owner = transaction_owner(alias)
+    if owner is None:
+        return f"'{alias}' is in no transaction"
+    if isinstance(owner, CrossAtomic):
+        return f"'{alias}' is inside {owner!r}"
+    return f"'{alias}' is inside a transaction.atomic() block"
+
+
+def owning_block(aliases: Iterable[str], doing: str) -> CrossAtomic | None:
+    """The ``crossfk.atomic`` that will commit every one of ``aliases``.
+
+    None when none of them is in a transaction. Otherwise a database could
+    commit or roll back without the others: raise before anything is
+    written, saying what ``doing`` needed and how to get it.
+    """
+    aliases = tuple(dict.fromkeys(aliases))
+    owners = {transaction_owner(alias) for alias in aliases}
+    if owners == {None} or len(aliases) < 2:
+        return None
+    [owner] = owners if len(owners) == 1 else [None]
+    if isinstance(owner, CrossAtomic) and set(aliases) <= set(owner.aliases):
+        return owner
+    names = ", ".join(map(repr, aliases))
+    states = "; ".join(describe_owner(alias) for alias in aliases)
+    raise CrossDBTransactionError(
+        f"{doing} needs {names} to commit or roll back together, but {states}: "
+        f"a rollback of one would leave the other's writes in place. Nothing "
+        f"was written. Open the outer block with crossfk.atomic({names}), and "
+        f"for requests use crossfk.middleware.AtomicRequestsMiddleware instead "
+        f"of ATOMIC_REQUESTS."
+    )
+
+
+def rollback_levels(alias: str) -> list[CrossAtomic | None]:
+    """The blocks open on ``alias`` that can roll back on their own, each as
+    the ``crossfk.atomic`` it belongs to (None for Django's own)."""
+    return [
+        getattr(block, "crossfk_block", None)
+        for depth, block in enumerate(open_blocks(alias))
+        if depth == 0 or block.savepoint
+    ]
+
+
+def roll_back_together(aliases: Iterable[str]) -> bool:
+    """Whether every rollback that can happen now reaches all of ``aliases``."""
+    first, *others = [rollback_levels(alias) for alias in aliases]
+    return None not in first and all(levels == first for levels in others)
+
+
+def checked_at_commit(field, using: str, doing: str) -> CrossAtomic | None:
+    """Where references ``field`` writes in ``using`` must be checked again.
+
+    The ``crossfk.atomic`` that commits both ends, when a savepoint inside
+    it could roll back the target's end alone; None when the target is
+    committed already or every rollback reaches both ends. Raise when no
+    block commits both ends although the target's end is in a transaction:
+    the target may exist only there.
+    """
+    aliases = (field.target_alias, using)
+    if using == field.target_alias or transaction_owner(field.target_alias) is None:
+        return None
+    block = owning_block(aliases, doing)
+    return None if roll_back_together(aliases) else block
+
+
 class CrossAtomic(ContextDecorator):
     def __init__(self, aliases, savepoint: bool, durable: bool, two_phase: bool):
         self.aliases = tuple(dict.fromkeys(aliases))
@@ -91,23 +192,34 @@ class CrossAtomic(ContextDecorator):
                     f"{', '.join(map(repr, unsupported))}."
                 )
 
+    def __repr__(self) -> str:
+        return f"crossfk.atomic({', '.join(map(repr, self.aliases))})"
+
     def _recreate_cm(self):
         # A decorated function may run again (or recursively) before the
         # last call has left its blocks: give each call its own state.
         return type(self)(self.aliases, self.savepoint, self.durable, self.two_phase)
 
     def __enter__(self):
-        self.is_outermost = not any(
-            connections[alias].in_atomic_block for alias in self.aliases
-        )
+        if len(self.aliases) > 1:
+            owning_block(self.aliases, repr(self))
+        # The databases on which this block opens the transaction: it commits
+        # them, and runs their on_commit() callbacks once all have committed.
+        self.outermost = [
+            alias for alias in self.aliases if not connections[alias].in_atomic_block
+        ]
+        self.is_outermost = len(self.outermost) == len(self.aliases)
         self.blocks = {}
         self.written, self.deleted = set(), set()
+        # What to check again just before the commit: the references written,
+        # {(field, alias written): target values}, and the targets deleted
+        # with their references, {field: target values}.
+        self.written_references = defaultdict(set)
+        self.deleted_targets = defaultdict(set)
         self.wrappers = ExitStack()
         try:
             for alias in self.aliases:
-                block = transaction.atomic(
-                    using=alias, savepoint=self.savepoint, durable=self.durable
-                )
+                block = Participant(self, alias)
                 block.__enter__()
                 self.blocks[alias] = block
                 watcher = WriteWatcher(alias, self.written, self.deleted)
@@ -129,16 +241,104 @@ class CrossAtomic(ContextDecorator):
             alias for alias in order if alias not in self.written
         ]
 
+    def check_at_commit(self, field, using: str, values: Iterable) -> None:
+        """Check, just before committing, that the references ``field`` has in
+        ``using`` to ``values`` still find their targets."""
+        self.written_references[field, using].update(values)
+
+    def check_deleted_at_commit(self, field, values: Iterable) -> None:
+        """Check, just before committing, that the targets of ``field`` with
+        ``values``, deleted with their references, are still deleted."""
+        self.deleted_targets[field].update(values)
+
     def __exit__(self, exc_type, exc_value, traceback):
         self.wrappers.close()
         order = self.commit_order()
         outcome = (exc_type, exc_value, traceback)
-        if exc_type is None and self.two_phase and self.is_outermost:
-            return self.leave_in_two_phases(order)
-        error = self.leave(order, outcome)
-        if error is not None and error is not exc_value:
-            raise error
+        callbacks = {}
+        if exc_type is None:
+            if any(connections[alias].needs_rollback for alias in self.aliases):
+                # set_rollback() on one database rolls back all of them.
+                for alias in self.aliases:
+                    connections[alias].needs_rollback = True
+            else:
+                try:
+                    self.run_deferred_checks()
+                except CrossDBIntegrityError as error:
+                    outcome = (type(error), error, error.__traceback__)
+                else:
+                    callbacks = self.take_commit_callbacks()
+        if outcome[0] is None and self.two_phase and self.is_outermost:
+            self.leave_in_two_phases(order)
+        else:
+            error = self.leave(order, outcome)
+            if error is not None:
+                if error is exc_value:
+                    return False
+                raise error
+        self.run_commit_callbacks(order, callbacks)
         return False
+
+    def run_deferred_checks(self) -> None:
+        """Raise if a savepoint rolled back one end of a relation this block
+        wrote both ends of: a reference would dangle, or rows deleted with a
+        target that came back would be lost."""
+        rolled_back = (
+            f"a savepoint inside {self!r} rolled back one database but not "
+            f"the other. {self!r} was rolled back in every database."
+        )
+        for field, values in self.deleted_targets.items():
+            target_field = field.target_field
+            back = list(
+                field.target_queryset()
+                .filter(**{f"{target_field.attname}__in": list(values)})
+                .values_list(target_field.attname, flat=True)
+            )
+            if back:
+                target = field.remote_field.model._meta.object_name
+                raise CrossDBIntegrityError(
+                    f"{field.describe()}: {target} {', '.join(map(repr, back))} "
+                    f"in '{field.target_alias}' was deleted with the rows that "
+                    f"refer to it in '{field.source_alias}', then its deletion "
+                    f"was undone: {rolled_back}"
+                )
+        for (field, using), values in self.written_references.items():
+            referenced = (
+                field.model._base_manager.using(using)
+                .filter(**{f"{field.attname}__in": list(values)})
+                .values_list(field.attname, flat=True)
+                .distinct()
+            )
+            missing = field.missing_target_ids(referenced)
+            if missing:
+                target = field.remote_field.model._meta.object_name
+                raise CrossDBIntegrityError(
+                    f"{field.describe()}: rows in '{using}' refer to {target} "
+                    f"{', '.join(map(repr, missing))}, which database "
+                    f"'{field.target_alias}' no longer has: {rolled_back}"
+                )
+
+    def take_commit_callbacks(self) -> dict[str, list]:
+        """The on_commit() callbacks of the transactions this block commits.
+
+        Django would run each database's callbacks as soon as that database
+        commits, before the next one has: they are held back and run once
+        every database has committed.
+        """
+        callbacks = {}
+        for alias in self.outermost:
+            connection = connections[alias]
+            callbacks[alias], connection.run_on_commit = connection.run_on_commit, []
+        return callbacks
+
+    def run_commit_callbacks(self, order: list[str], callbacks: dict) -> None:
+        """Run them as Django does; one that raises stops the rest, but every
+        database has committed."""
+        for alias in order:
+            if callbacks.get(alias):
+                connection = connections[alias]
+                connection.run_on_commit = callbacks[alias]
+                connection.run_and_clear_commit_hooks()
 
     def leave(self, order, outcome):
         """Leave every block; after a failed commit, roll the rest back."""
@@ -172,7 +372,6 @@ class CrossAtomic(ContextDecorator):
             finish_prepared(gids, commit=False)
             raise error
         finish_prepared(gids, commit=True)
-        return False
 
 
 def finish_prepared(gids: dict[str, str], commit: bool) -> None:

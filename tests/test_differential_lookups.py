@@ -22,6 +22,7 @@ from django.db.models import Q
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crossfk import atomic
 from tests.factories import factories_for
 from tests.helpers import differential_settings
 from tests.lookuptwins.models import CROSS, TWIN
@@ -409,7 +410,7 @@ def answer(family, root, form, trees, as_set):
     """What the queryset gives, or the type of what it raises."""
     try:
         # A savepoint each: on PostgreSQL a failed query spoils the block.
-        with transaction.atomic(using="default"), transaction.atomic(using="secondary"):
+        with atomic("default", "secondary"):
             return evaluate(family, root, form, trees, as_set)
     except Exception as error:  # compared by type
         return type(error)
@@ -429,7 +430,7 @@ def evaluate(family, root, form, trees, as_set):
 @DIFFERENTIAL
 @given(rows=data_sets(), drawn_queries=st.lists(queries(), min_size=1, max_size=4))
 def test_cross_lookups_give_the_rows_of_a_foreign_key(rows, drawn_queries):
-    with transaction.atomic(using="default"), transaction.atomic(using="secondary"):
+    with atomic("default", "secondary"):
         load(CROSS_FACTORIES, rows)
         load(TWIN_FACTORIES, rows)
         for root, form, trees in drawn_queries:
@@ -442,7 +443,7 @@ def test_cross_lookups_give_the_rows_of_a_foreign_key(rows, drawn_queries):
                 form,
                 trees,
             )
-        transaction.set_rollback(True, using="secondary")
+        # One database's rollback is both databases' rollback.
         transaction.set_rollback(True, using="default")
 
 

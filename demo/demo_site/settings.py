@@ -36,6 +36,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Last: each view in one crossfk.atomic over every database.
+    "crossfk.middleware.AtomicRequestsMiddleware",
 ]
 
 ROOT_URLCONF = "demo_site.urls"

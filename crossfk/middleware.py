@@ -1,0 +1,57 @@
+"""``ATOMIC_REQUESTS`` over every database, as one ``crossfk.atomic``.
+
+Django's ``ATOMIC_REQUESTS`` opens one ``transaction.atomic()`` per
+database, each committed on its own: a write that spans two of them could
+be rolled back in one and kept in the other, so crossfk refuses it. This
+middleware wraps each view in a single ``crossfk.atomic`` over every
+database instead, which commits them together in a safe order; everything
+the view does through Django (the admin's own ``transaction.atomic()``
+included) is settled with it.
+
+Like ``ATOMIC_REQUESTS``, it covers the view (and the rendering of a
+``TemplateResponse``), rolls back when the view raises, and honours
+``django.db.transaction.non_atomic_requests``. Put it last in
+``MIDDLEWARE``, and leave ``ATOMIC_REQUESTS`` off.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from asgiref.sync import iscoroutinefunction
+from django.db import connections, transaction
+
+from crossfk.transaction import atomic
+
+
+class AtomicRequestsMiddleware:
+    sync_capable, async_capable = True, False
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with ExitStack() as blocks:
+            request._crossfk_blocks = blocks
+            return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs) -> None:
+        aliases = [
+            alias
+            for alias in connections
+            if alias not in getattr(view_func, "_non_atomic_requests", set())
+        ]
+        if iscoroutinefunction(view_func):
+            raise RuntimeError(
+                "AtomicRequestsMiddleware cannot wrap an async view, as "
+                "ATOMIC_REQUESTS cannot; decorate it with non_atomic_requests."
+            )
+        if aliases:
+            request._crossfk_blocks.enter_context(atomic(*aliases))
+            request._crossfk_aliases = aliases
+
+    def process_exception(self, request, exception) -> None:
+        # The view raised: roll back, as ATOMIC_REQUESTS does, whether or not
+        # another middleware turns the exception into a response.
+        for alias in getattr(request, "_crossfk_aliases", ()):
+            transaction.set_rollback(True, using=alias)
