@@ -1,6 +1,6 @@
 """A process the fault tests kill at a commit boundary. Not a test module.
 
-``python -m tests.crash_child SCENARIO BOUNDARY [POST_ID]`` runs one
+``python -m tests.crash_child SCENARIO[:MODE] BOUNDARY [POST_ID]`` runs one
 multi-database write and sends itself SIGKILL just before its BOUNDARY-th
 commit step (a COMMIT, a PREPARE TRANSACTION or a COMMIT PREPARED), leaving
 the databases as a crash there would. It exits normally if the write has
@@ -16,7 +16,9 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
-from django.db import connections  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+
+from django.db import connections, transaction  # noqa: E402
 
 from crossfk import atomic  # noqa: E402
 from tests.testapp.models import Link, Post  # noqa: E402
@@ -53,23 +55,36 @@ class Crash:
         return execute(sql, params, many, context)
 
 
-def create(two_phase: bool) -> None:
+def one_block(mode: str):
+    """The block the write runs in: crossfk.atomic, with two-phase commit,
+    or with the write inside Django's own savepoint on "default" (as the
+    admin's transaction.atomic() inside AtomicRequestsMiddleware)."""
+    block = atomic("default", "secondary", two_phase=mode == "two_phase")
+    if mode != "savepoint":
+        return block
+    stack = ExitStack()
+    stack.enter_context(block)
+    stack.enter_context(transaction.atomic(using="default"))
+    return stack
+
+
+def create(mode: str) -> None:
     """Add only: a post and three links to it."""
-    with atomic("default", "secondary", two_phase=two_phase):
+    with one_block(mode):
         post = Post.objects.create(title="created by crash_child")
         for number in range(3):
             Link.objects.create(url=f"https://{number}.example", post=post)
 
 
-def reference(post_id: int, two_phase: bool) -> None:
+def reference(post_id: int, mode: str) -> None:
     """Add only: a link to a post that already exists."""
-    with atomic("default", "secondary", two_phase=two_phase):
+    with one_block(mode):
         Link.objects.create(url="https://new.example", post_id=post_id)
 
 
-def delete(two_phase: bool) -> None:
+def delete(mode: str) -> None:
     """Remove only: posts, cascading to their links in the other database."""
-    with atomic("default", "secondary", two_phase=two_phase):
+    with one_block(mode):
         Post.objects.filter(title="deleted by crash_child").delete()
 
 
@@ -79,5 +94,5 @@ if __name__ == "__main__":
     Crash(int(boundary)).install()
     arguments = [int(post_id[0])] if post_id else []
     {"create": create, "reference": reference, "delete": delete}[name](
-        *arguments, two_phase=mode == "two_phase"
+        *arguments, mode=mode
     )
