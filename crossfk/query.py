@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import django
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
 from django.db.models import Prefetch, Q, QuerySet
@@ -228,7 +229,25 @@ def primary_keys(value: object) -> object:
     return value
 
 
-def split_cross_lookups(model, q: Q, branch_negated: bool = False) -> Q:
+# Django 6 reads a negated ``__in`` whose list holds None as "IN (the
+# others) OR IS NULL" over the join (#20024); Django 5.2 drops the None.
+NEGATED_IN_MATCHES_NULL = django.VERSION >= (6, 0)
+
+
+def null_as_isnull(lookup: str, value: object) -> Q | None:
+    """``lookup__in=[..., None]`` as Django 6 reads it under a negation."""
+    if not (NEGATED_IN_MATCHES_NULL and lookup.endswith(f"{LOOKUP_SEP}in")):
+        return None
+    if not isinstance(value, (list, tuple, set, frozenset)) or None not in value:
+        return None
+    path = lookup.removesuffix(f"{LOOKUP_SEP}in")
+    others = [item for item in value if item is not None]
+    return Q((lookup, others)) | Q((f"{path}{LOOKUP_SEP}isnull", True))
+
+
+def split_cross_lookups(
+    model, q: Q, branch_negated: bool = False, current_negated: bool = False
+) -> Q:
     """Rewrite every lookup in ``q`` that crosses databases into a local one.
 
     Lookups on the same relation inside one AND node become a single query
@@ -239,14 +258,21 @@ def split_cross_lookups(model, q: Q, branch_negated: bool = False) -> Q:
     link), so those are not grouped there.
     """
     branch_negated = branch_negated or q.negated
+    current_negated = current_negated != q.negated
     children, groups = [], {}
     for child in q.children:
         if isinstance(child, Q):
-            children.append(split_cross_lookups(model, child, branch_negated))
+            children.append(
+                split_cross_lookups(model, child, branch_negated, current_negated)
+            )
             continue
         cross = isinstance(child, tuple) and CrossLookup.resolve(model, *child)
         if not cross:
             children.append(child)
+        elif current_negated and (rewritten := null_as_isnull(*child)):
+            children.append(
+                split_cross_lookups(model, rewritten, branch_negated, current_negated)
+            )
         elif q.connector == Q.AND and not (branch_negated and cross.is_multi_valued):
             groups.setdefault(cross.group_key, (cross, []))[1].append(
                 (cross.remote_lookup, child[1])

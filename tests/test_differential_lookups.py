@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossfk import atomic
+from crossfk.query import NEGATED_IN_MATCHES_NULL
 from tests.factories import factories_for
 from tests.helpers import differential_settings
 from tests.lookuptwins.models import CROSS, TWIN
@@ -498,3 +499,24 @@ def test_a_negated_and_of_reverse_conditions_asks_for_each_separately():
     )
     crossfk, django = both_answers("UUIDTarget", ~(Q(refs=2) & Q(refs=3)))
     assert crossfk == django == [UUIDS[0]]
+
+
+@pytest.mark.parametrize("values", [[None], ["a", None]])
+def test_a_negated_in_with_none_follows_the_running_django(values):
+    # Django 6 reads ~Q(uuid__label__in=[..., None]) as "IN (...) OR IS NULL"
+    # over the join, so the refs without a target are excluded; 5.2 drops
+    # the None, and keeps them.
+    load_both(
+        {
+            "UUIDTarget": [{"id": UUIDS[0], "label": "a"}, {"id": UUIDS[1]}],
+            "KeyRef": [
+                {"id": 1, "uuid_id": UUIDS[0]},
+                {"id": 2, "uuid_id": UUIDS[1]},
+                {"id": 3, "uuid_id": None},
+            ],
+        }
+    )
+    q = ~(Q(uuid=UUIDS[1]) | Q(uuid__label__in=values))
+    crossfk, django = both_answers("KeyRef", q)
+    assert crossfk == django
+    assert (3 in django) is not NEGATED_IN_MATCHES_NULL
