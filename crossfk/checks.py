@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from crossfk.fields import CrossDBForeignKey
+from crossfk.fields import CrossDBForeignKey, cross_foreign_keys
 from crossfk.managers import MultiDBManager
 from crossfk.routers import PartitionRouter
 
@@ -41,5 +41,39 @@ def check_router(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             f"save(), delete() and migrate will use 'default' for them.",
             hint="Add 'crossfk.routers.PartitionRouter' to DATABASE_ROUTERS.",
             id="crossfk.W002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.models)
+def check_atomic_requests(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """ATOMIC_REQUESTS on a database that a cross relation connects to another.
+
+    Each such request's writes across the relation would be refused: its
+    block covers one database, and crossfk cannot settle the other with it.
+    """
+    connected = {
+        alias
+        for field in cross_foreign_keys()
+        for alias in (field.source_alias, field.target_alias)
+    }
+    flagged = [
+        alias
+        for alias, options in settings.DATABASES.items()
+        if options.get("ATOMIC_REQUESTS") and alias in connected
+    ]
+    if not flagged:
+        return []
+    names = ", ".join(map(repr, flagged))
+    return [
+        checks.Warning(
+            f"ATOMIC_REQUESTS is on for {names}, which cross-database foreign "
+            f"keys connect to other databases: a request that writes across "
+            f"them is refused (CrossDBTransactionError), since that block "
+            f"cannot commit or roll back the other database with it.",
+            hint="Turn ATOMIC_REQUESTS off and add "
+            "'crossfk.middleware.AtomicRequestsMiddleware' last in MIDDLEWARE: "
+            "one crossfk.atomic over every database per request.",
+            id="crossfk.W003",
         )
     ]

@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import path
 
 from crossfk import CrossDBIntegrityError, atomic
+from crossfk.checks import check_atomic_requests
 from crossfk.exceptions import CrossDBTransactionError
 from tests.factories import LinkFactory, PostFactory
 from tests.helpers import ids
@@ -342,3 +343,16 @@ def test_atomic_requests_on_one_database_refuses_the_cross_write(settings):
         connections["default"].settings_dict["ATOMIC_REQUESTS"] = False
 
     assert Post.objects.count() == Link.objects.count() == 0
+
+
+def test_check_warns_of_atomic_requests_on_a_connected_database():
+    connections["default"].settings_dict["ATOMIC_REQUESTS"] = True
+    try:
+        [warning] = check_atomic_requests()
+    finally:
+        connections["default"].settings_dict["ATOMIC_REQUESTS"] = False
+
+    assert warning.id == "crossfk.W003"
+    assert "ATOMIC_REQUESTS is on for 'default'" in warning.msg
+    assert "crossfk.middleware.AtomicRequestsMiddleware" in warning.hint
+    assert check_atomic_requests() == []
