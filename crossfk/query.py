@@ -23,6 +23,13 @@ from django.db.models.sql import Query
 
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
 from crossfk.idsets import IdSet
+from crossfk.values import (
+    Across,
+    CrossValues,
+    CrossValuesIterable,
+    key_name,
+    remote_name,
+)
 
 # Django's own depth limit for a bare select_related().
 SELECT_RELATED_MAX_DEPTH = 5
@@ -315,72 +322,196 @@ class CrossQuery(Query):
             if not is_trimmed:
                 raise FieldError(
                     f"Cannot resolve {LOOKUP_SEP.join(names)!r}: it joins across "
-                    f"databases through {cross_field.describe()}. Filter on it "
-                    f"(answered by a query to its database) or order by "
-                    f"'{cross_field.attname}'. {PREFETCH_HINT}"
+                    f"databases through {cross_field.describe()}, and no "
+                    f"database can sort, annotate or aggregate over another's "
+                    f"rows. Filter on it, select it with values() or "
+                    f"select_related() (each answered by a query to its "
+                    f"database), then sort or count in Python; or order by "
+                    f"'{cross_field.attname}'."
                 )
         return path, final_field, targets, rest
 
 
-def cross_field_on_path(model, path: str) -> CrossDBForeignKey | None:
-    """The first CrossDBForeignKey a ``select_related()`` path would follow."""
-    opts = model._meta
-    for name in path.split(LOOKUP_SEP):
+@dataclass(frozen=True)
+class CrossStep:
+    """Where a ``select_related()`` or ``values()`` path leaves its database."""
+
+    prefix: str  # the path up to the cross relation, in this database
+    field: CrossDBForeignKey
+    is_reverse: bool
+    rest: str  # the path after it, in the other database
+
+    @property
+    def head(self) -> str:
+        """The path up to and including the cross relation."""
+        name = self.field.related_query_name() if self.is_reverse else self.field.name
+        return LOOKUP_SEP.join(filter(None, [self.prefix, name]))
+
+
+def cross_step(model, path: str) -> CrossStep | None:
+    """The first step of ``path`` that crosses databases, if any."""
+    names, opts = path.split(LOOKUP_SEP), model._meta
+    for position, name in enumerate(names):
         try:
             field = opts.get_field(name)
         except FieldDoesNotExist:
             return None  # Django reports invalid names itself.
-        if cross_field_of(field) is not None:
-            return cross_field_of(field)
+        cross_field = cross_field_of(field)
+        if cross_field is not None:
+            return CrossStep(
+                prefix=LOOKUP_SEP.join(names[:position]),
+                field=cross_field,
+                is_reverse=field is not cross_field,
+                rest=LOOKUP_SEP.join(names[position + 1 :]),
+            )
         if field.related_model is None:
             return None
         opts = field.related_model._meta
     return None
 
 
-def same_database_select_related(model, depth: int = 1) -> list[str]:
-    """The paths a bare select_related() follows, less cross-database ones."""
+def reads_local_column(step: CrossStep) -> bool:
+    """Whether a forward path stops at the id the relation stores
+    (``post``, ``post__id``, ``post__pk``): Django reads its own column."""
+    target = step.field.target_field
+    names = {"", target.name, target.attname}
+    if target.primary_key:
+        names.add("pk")
+    return not step.is_reverse and step.rest in names
+
+
+def bare_select_related(model, depth: int = 1) -> list[str]:
+    """The paths a bare ``select_related()`` follows: every non-null forward
+    relation, as Django does, a cross one included (and ended there)."""
     paths = []
     for field in model._meta.fields:
         follows = (
             field.remote_field is not None
             and not field.null
             and not getattr(field.remote_field, "parent_link", False)
-            and not isinstance(field, CrossDBForeignKey)
         )
         if not follows:
             continue
         nested = []
-        if depth < SELECT_RELATED_MAX_DEPTH:
-            nested = same_database_select_related(field.related_model, depth + 1)
+        if depth < SELECT_RELATED_MAX_DEPTH and not isinstance(
+            field, CrossDBForeignKey
+        ):
+            nested = bare_select_related(field.related_model, depth + 1)
         paths.extend(
             [f"{field.name}{LOOKUP_SEP}{path}" for path in nested] or [field.name]
         )
     return paths
 
 
+class CrossSelect(Prefetch):
+    """A ``select_related()`` path across databases, answered as a prefetch:
+    one query per target database, joining there what lives there."""
+
+    def __init__(self, step: CrossStep, rests: tuple[str | None, ...]) -> None:
+        self.step, self.rests = step, rests
+        queryset = None
+        if rests:
+            target = step.field.remote_field.model
+            queryset = CrossQuerySet(target).select_related(
+                *(rest for rest in rests if rest is not None)
+            )
+        super().__init__(step.head, queryset=queryset)
+
+
 class CrossQuerySet(models.QuerySet):
     """The queryset of ``MultiDBManager``: cross lookups, prefetch, checks."""
+
+    # What values() asks across databases, and the shape it asked for.
+    _cross_values: CrossValues | None = None
+    _cross_values_shape: type | None = None
 
     def __init__(self, model=None, query=None, using=None, hints=None):
         super().__init__(model, query or CrossQuery(model), using, hints)
 
+    def _clone(self):
+        clone = super()._clone()
+        clone._cross_values = self._cross_values
+        clone._cross_values_shape = self._cross_values_shape
+        return clone
+
+    def _values(self, *fields, **expressions):
+        local, across = [], {}
+        for name in fields:
+            step = cross_step(self.model, name) if isinstance(name, str) else None
+            if step is None or reads_local_column(step):
+                local.append(name)
+                continue
+            if step.head not in across:
+                across[step.head] = Across(step, key_name(step), CrossQuerySet)
+            across[step.head].names[name] = remote_name(step)
+        keys = [a.key for a in across.values() if a.key not in local]
+        clone = super()._values(*local, *keys, **expressions)
+        # Django ignores select_related() in values(): so do its prefetches.
+        clone._prefetch_related_lookups = tuple(
+            lookup
+            for lookup in clone._prefetch_related_lookups
+            if not isinstance(lookup, CrossSelect)
+        )
+        clone._cross_values = None
+        if across:
+            names = list(dict.fromkeys([*fields, *expressions]))
+            clone._cross_values = CrossValues(names, list(across.values()))
+        return clone
+
+    def values(self, *fields, **expressions) -> CrossQuerySet:
+        return self.merge_across(super().values(*fields, **expressions))
+
+    def values_list(self, *fields, flat=False, named=False) -> CrossQuerySet:
+        return self.merge_across(super().values_list(*fields, flat=flat, named=named))
+
+    @staticmethod
+    def merge_across(clone: CrossQuerySet) -> CrossQuerySet:
+        """Read the names across databases in a second query per chunk."""
+        if clone._cross_values is not None:
+            clone._cross_values_shape = clone._iterable_class
+            clone._iterable_class = CrossValuesIterable
+        return clone
+
     def select_related(self, *fields: str | None) -> CrossQuerySet:
-        if not fields:
-            # A bare select_related() (the admin's) follows every non-null
-            # relation; keep the ones a join can follow.
-            fields = tuple(same_database_select_related(self.model))
-            if not fields:
-                return self._chain()
-        elif fields != (None,):
-            for path in fields:
-                cross_field = cross_field_on_path(self.model, path)
-                if cross_field is not None:
-                    raise FieldError(
-                        f"select_related({path!r}) would join across databases "
-                        f"through {cross_field.describe()}. {PREFETCH_HINT}"
-                    )
-        return super().select_related(*fields)
+        """Django's ``select_related()``; a path that crosses databases is
+        fetched as a prefetch, one query per database."""
+        if fields == (None,):
+            clone = super().select_related(None)
+            clone._prefetch_related_lookups = tuple(
+                lookup
+                for lookup in clone._prefetch_related_lookups
+                if not isinstance(lookup, CrossSelect)
+            )
+            return clone
+        bare = not fields
+        local, across = [], {}
+        for path in fields or bare_select_related(self.model):
+            step = cross_step(self.model, path)
+            if step is None or step.is_reverse:
+                local.append(path)  # Django answers, or reports the error.
+                continue
+            if step.prefix:
+                local.append(step.prefix)
+            # A bare select_related() goes on with a bare one over there.
+            rest = None if bare else step.rest
+            across.setdefault(step.head, (step, []))[1].append(rest)
+        clone = super().select_related(*local) if local else self._chain()
+        return clone.cross_select(across.values())
+
+    def cross_select(self, steps) -> CrossQuerySet:
+        """Add a CrossSelect per step, merged with any already there."""
+        lookups = list(self._prefetch_related_lookups)
+        for step, rests in steps:
+            for lookup in lookups:
+                if isinstance(lookup, CrossSelect) and lookup.step.head == step.head:
+                    lookups.remove(lookup)
+                    rests = [*lookup.rests, *rests]
+                    break
+            wanted = tuple(dict.fromkeys(rest for rest in rests if rest != ""))
+            lookups.append(CrossSelect(step, wanted))
+        clone = self._chain()
+        clone._prefetch_related_lookups = tuple(lookups)
+        return clone
 
     def prefetch_cross(self, *lookups: str | Prefetch) -> CrossQuerySet:
         """Prefetch related objects across databases, one query per level.
