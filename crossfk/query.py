@@ -444,6 +444,8 @@ class CrossQuerySet(models.QuerySet):
             if step.head not in across:
                 across[step.head] = Across(step, key_name(step), CrossQuerySet)
             across[step.head].names[name] = remote_name(step)
+        for relation in across.values():
+            relation.check_names()
         keys = [a.key for a in across.values() if a.key not in local]
         clone = super()._values(*local, *keys, **expressions)
         # Django ignores select_related() in values(): so do its prefetches.

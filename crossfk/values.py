@@ -37,21 +37,26 @@ class Across:
     queryset_class: type  # CrossQuerySet: the other side may cross again
     names: dict[str, str] = field(default_factory=dict)  # output -> remote name
 
+    def other_side(self) -> tuple:
+        """The model, alias and compared column of the relation's other end."""
+        related = self.step.field
+        if self.step.is_reverse:
+            return related.model, related.source_alias, related.attname
+        target = related.remote_field.model
+        return target, related.target_alias, related.target_field.attname
+
+    def check_names(self) -> None:
+        """Raise Django's FieldError now for a name the other side lacks, as
+        ``values()`` does, rather than when the rows are read."""
+        model, alias, _ = self.other_side()
+        self.queryset_class(model, using=alias).values(*self.names.values())
+
     def fetch(self, rows: list[dict]) -> dict:
         """{key value: [remote value dicts]} for the keys of ``rows``."""
-        step, related = self.step, self.step.field
         keys = {row[self.key] for row in rows} - {None}
         if not keys:
             return {}
-        if step.is_reverse:
-            model, alias, compared = (
-                related.model,
-                related.source_alias,
-                related.attname,
-            )
-        else:
-            model, alias = related.remote_field.model, related.target_alias
-            compared = related.target_field.attname
+        model, alias, compared = self.other_side()
         remote = (
             self.queryset_class(model, using=alias)
             .filter(**{f"{compared}__in": list(keys)})

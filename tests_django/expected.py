@@ -35,7 +35,6 @@ WRITES_BOTH_TO_OTHER = "writes both ends into 'other', which has one end's table
 
 # select_related() across databases raises FieldError with a hint; crossfk
 # issue 10 answers it like a prefetch, and then these pass.
-SELECT_RELATED_ACROSS = "select_related() across databases raises FieldError"
 
 EXPECTED_FAILURES = {
     "many_to_one.tests.ManyToOneTests.test_reverse_selects": ONCE_PER_ROW,
@@ -111,12 +110,11 @@ EXPECTED_FAILURES = {
     ),
 }
 
-# Django 6.0 split test_selects, and its test_select_related now joins.
+# Django 6.0 split test_selects.
 if django.VERSION < (6, 0):
     EXPECTED_FAILURES["many_to_one.tests.ManyToOneTests.test_selects"] = READS_JOIN_SQL
 else:
     EXPECTED_FAILURES |= {
         "many_to_one.tests.ManyToOneTests.test_joined_sql": READS_JOIN_SQL,
         "many_to_one.tests.ManyToOneTests.test_joined_extra": READS_JOIN_SQL,
-        "many_to_one.tests.ManyToOneTests.test_select_related": (SELECT_RELATED_ACROSS),
     }
