@@ -1,56 +1,43 @@
-"""The admin: cross relations in ``list_display`` without a query per row.
+"""The admin needs nothing of its own for cross relations.
 
-The changelist joins the relations it displays (``select_related()``); no
-join reaches another database, so ``CrossDBAdminMixin`` prefetches the cross
-relations it displays instead: one query per database for the whole page.
-Widgets (select, ``raw_id_fields``, ``autocomplete_fields``), ``list_filter``,
-``search_fields`` and the delete confirmation need nothing more: they read
-the target through the router, which knows its database.
+A plain ``ModelAdmin`` works: ``select_related()`` across databases is
+answered as a prefetch (``list_display``, ``list_select_related``); the
+widgets (select, ``raw_id_fields``, ``autocomplete_fields``), ``list_filter``
+and ``search_fields`` read the target through the router, which knows its
+database; the delete confirmation lists the rows of every database. Deletes
+and inline writes that span databases need
+``crossfk.middleware.AtomicRequestsMiddleware``.
+
+``CrossDBModelAdmin`` only brings Django 6.1's changelist to Django 5.2:
+the relations ``list_display`` shows are selected by name, nullable ones
+too, where 5.2's bare ``select_related()`` follows non-null ones only.
 """
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist
 
-from crossfk.fields import CrossDBForeignKey
 
-
-def is_cross_relation(model, name) -> bool:
+def is_forward_relation(model, name) -> bool:
     try:
-        return isinstance(model._meta.get_field(name), CrossDBForeignKey)
+        field = model._meta.get_field(name)
     except (FieldDoesNotExist, TypeError):  # callables and admin methods
         return False
+    return field.many_to_one and name != field.attname
 
 
 class CrossDBChangeList(ChangeList):
     def apply_select_related(self, queryset):
         shown = [
-            name for name in self.list_display if is_cross_relation(self.model, name)
+            name for name in self.list_display if is_forward_relation(self.model, name)
         ]
-        if isinstance(self.list_select_related, (list, tuple)):
-            shown += [
-                name
-                for name in self.list_select_related
-                if is_cross_relation(self.model, name)
-            ]
-            self.list_select_related = [
-                name for name in self.list_select_related if name not in shown
-            ]
-        queryset = super().apply_select_related(queryset)
-        return queryset.prefetch_related(*dict.fromkeys(shown))
-
-    def get_select_related_fields(self):
-        # Django 6.1+ names the relations of list_display instead of calling
-        # a bare select_related(): the cross ones are prefetched above.
-        return [
-            name
-            for name in super().get_select_related_fields()
-            if not is_cross_relation(self.model, name)
-        ]
+        if self.list_select_related is False and shown:
+            return queryset.select_related(*shown)
+        return super().apply_select_related(queryset)
 
 
 class CrossDBAdminMixin:
-    """Mix into a ModelAdmin whose model has CrossDBForeignKeys."""
+    """Mix into a ModelAdmin to select the relations ``list_display`` shows."""
 
     def get_changelist(self, request, **kwargs):
         return CrossDBChangeList

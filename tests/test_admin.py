@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from pytest_django.asserts import assertContains, assertInHTML, assertRedirects
 
+from crossfk.exceptions import CrossDBTransactionError
 from crossfk.testing import assert_queries_per_db
 from tests.factories import AuthorFactory, LinkFactory, PostFactory, TagFactory
 from tests.testapp.models import Link, Post, Tag
@@ -300,3 +301,33 @@ def test_delete_confirmation_deletes_the_links_and_tags_in_secondary(
     assert not Post.objects.filter(pk=post.pk).exists()
     assert list(Link.objects.values_list("pk", flat=True)) == [other_link.pk]
     assert Tag.objects.count() == 0
+
+
+@pytest.mark.parametrize("link_count", [5, 20])
+def test_cross_admin_selects_the_shown_relation_without_list_select_related(
+    admin_site_client, link_count
+):
+    # Django 5.2's bare select_related() skips a nullable relation; 6.1 names
+    # the shown ones, and CrossDBModelAdmin does so on 5.2 too.
+    LinkFactory.create_batch(link_count)
+
+    with assert_queries_per_db({"default": 3, "secondary": 3}):
+        response = admin_site_client.get("/raw-id-admin/testapp/link/")
+
+    assert len(listed(response)) == link_count
+
+
+def test_delete_across_databases_without_the_middleware_is_refused(
+    admin_site_client,
+):
+    # ModelAdmin.delete_view() runs in transaction.atomic() on Post's
+    # database only: a rollback there would not bring the links back.
+    link = LinkFactory()
+
+    with pytest.raises(CrossDBTransactionError, match="AtomicRequestsMiddleware"):
+        admin_site_client.post(
+            f"/admin/testapp/post/{link.post_id}/delete/", {"post": "yes"}
+        )
+
+    assert Post.objects.filter(pk=link.post_id).exists()
+    assert list(Link.objects.values_list("pk", flat=True)) == [link.pk]

@@ -262,6 +262,6 @@ def test_ordering_annotating_and_aggregating_across_raise_with_a_hint(build):
 def test_values_across_with_an_unknown_name_raise_at_once_naming_the_target():
     with (
         assert_queries_per_db({"default": 0, "secondary": 0}),
-        pytest.raises(FieldError, match="Cannot resolve keyword 'nope'.*slug"),
+        pytest.raises(FieldError, match=r"Cannot resolve keyword 'nope'.*slug"),
     ):
         Link.objects.values_list("post__nope")

@@ -116,3 +116,39 @@ def test_post_deleted_in_admin_takes_its_links_from_the_other_database(
     expect(page.locator("#links tbody tr")).to_have_count(len(links_left))
     expect(page.locator("#links .post", has_text=post_title)).to_have_count(0)
     assert failed_responses == []
+
+
+def test_plain_admin_searches_and_filters_links_by_their_post(
+    admin_page: Page, failed_responses: list[str], demo_server: DemoServer
+):
+    page = admin_page
+    [(post_id, post_title)] = query(
+        demo_server.primary, "SELECT id, title FROM blog_post ORDER BY id LIMIT 1"
+    )
+    link_titles = sorted(
+        title
+        for (title,) in query(
+            demo_server.secondary,
+            "SELECT title FROM blog_link WHERE post_id = ?",
+            (post_id,),
+        )
+    )
+
+    # search_fields reaches the post's title in the other database.
+    page.goto(f"{demo_server.url}/admin/blog/link/")
+    page.fill("#searchbar", post_title)
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**/admin/blog/link/?q=*")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(len(link_titles))
+    for row in rows.all():
+        expect(row.locator(".field-post")).to_have_text(post_title)
+
+    # list_filter lists the posts of the other database and filters by one.
+    page.goto(f"{demo_server.url}/admin/blog/link/")
+    page.locator("#changelist-filter a", has_text=post_title).first.click()
+    page.wait_for_url(f"**/admin/blog/link/?post__id__exact={post_id}")
+    expect(page.locator("#result_list tbody tr")).to_have_count(len(link_titles))
+    shown = sorted(page.locator("#result_list tbody tr .field-title").all_inner_texts())
+    assert shown == link_titles
+    assert failed_responses == []

@@ -2,7 +2,8 @@
 
 A model registers once per site, so the change form's three widgets for
 ``Link.post`` each get a site: a select on ``admin.site``, ``raw_id_fields``
-on ``raw_id_site``, ``autocomplete_fields`` on ``autocomplete_site``.
+on ``raw_id_site``, ``autocomplete_fields`` on ``autocomplete_site``. All are
+plain ``ModelAdmin``s but the raw-id one, a ``CrossDBModelAdmin``.
 """
 
 from django.contrib import admin
@@ -11,18 +12,23 @@ from crossfk.admin import CrossDBModelAdmin
 from tests.testapp.models import Author, Link, Post, Tag
 
 
-class LinkAdmin(CrossDBModelAdmin):
+class LinkAdmin(admin.ModelAdmin):
+    """A plain ModelAdmin: Django's own idiom for a nullable relation shown."""
+
     list_display = ["url", "post"]
+    list_select_related = ["post"]
     search_fields = ["url", "post__title"]
     list_filter = ["post", "post__author"]
 
 
 class RawIdLinkAdmin(CrossDBModelAdmin):
+    """No list_select_related: CrossDBModelAdmin selects what is shown."""
+
     list_display = ["url", "post"]
     raw_id_fields = ["post"]
 
 
-class AutocompleteLinkAdmin(CrossDBModelAdmin):
+class AutocompleteLinkAdmin(admin.ModelAdmin):
     list_display = ["url", "post"]
     autocomplete_fields = ["post"]
 
