@@ -85,6 +85,20 @@ def django_join() -> int:
     return read_posts(list(SameLink.objects.select_related("post")))
 
 
+def crossfk_select_related() -> int:
+    return read_posts(list(Link.objects.select_related("post")))
+
+
+def crossfk_values() -> int:
+    rows = Link.objects.values_list("url", "post__title")
+    return sum(1 for url, title in rows if url and title)
+
+
+def django_values() -> int:
+    rows = SameLink.objects.values_list("url", "post__title")
+    return sum(1 for url, title in rows if url and title)
+
+
 def crossfk_naive() -> int:
     return read_posts(Link.objects.order_by("pk")[:NAIVE_LINKS])
 
@@ -136,6 +150,19 @@ MEASUREMENTS = {
     "select_related": Measurement(
         "Django", 'SameLink.objects.select_related("post")', django_join
     ),
+    "select_related_cross": Measurement(
+        "crossfk", 'Link.objects.select_related("post")', crossfk_select_related
+    ),
+    "values_cross": Measurement(
+        "crossfk",
+        'Link.objects.values_list("url", "post__title")',
+        crossfk_values,
+    ),
+    "values_join": Measurement(
+        "Django",
+        'SameLink.objects.values_list("url", "post__title")',
+        django_values,
+    ),
     "naive": Measurement(
         "crossfk",
         "for link in Link.objects.all(): link.post",
@@ -168,6 +195,12 @@ RATIOS = [
         target=1.05,
         target_from_size=10_000,
     ),
+    Ratio(
+        "select_related across / Django select_related",
+        "select_related_cross",
+        "select_related",
+    ),
+    Ratio("values() across / Django JOIN", "values_cross", "values_join"),
     Ratio(
         "reverse prefetch / Django prefetch_related", "reverse_cross", "reverse_django"
     ),

@@ -1,4 +1,5 @@
-"""Project-wide checks: crossfk needs its router to place writes and tables."""
+"""Project-wide checks: the router, the aliases models are placed in, and
+``ATOMIC_REQUESTS``."""
 
 from __future__ import annotations
 
@@ -35,14 +36,57 @@ def check_router(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if not models:
         return []
     return [
-        checks.Warning(
+        checks.Error(
             f"{len(models)} model(s) use crossfk, but "
             f"crossfk.routers.PartitionRouter is not in DATABASE_ROUTERS: "
-            f"save(), delete() and migrate will use 'default' for them.",
+            f"save(), delete() and migrate would use 'default' for them, "
+            f"splitting their rows between databases.",
             hint="Add 'crossfk.routers.PartitionRouter' to DATABASE_ROUTERS.",
-            id="crossfk.W002",
+            id="crossfk.E008",
         )
     ]
+
+
+@checks.register(checks.Tags.models)
+def check_partitions(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Every alias of CROSSFK_PARTITIONS is a key of DATABASES, and every
+    label names an installed app or model. (``MultiDBManager.check()``
+    checks its own alias.)"""
+    aliases = ", ".join(map(repr, settings.DATABASES))
+    messages = []
+    partitions = getattr(settings, "CROSSFK_PARTITIONS", {})
+    app_labels = {config.label for config in apps.get_app_configs()}
+    for label, alias in partitions.items():
+        if alias not in settings.DATABASES:
+            messages.append(
+                checks.Error(
+                    f"CROSSFK_PARTITIONS[{label!r}] is {alias!r}, which is not "
+                    f"a key of DATABASES.",
+                    hint=f"Use one of: {aliases}.",
+                    id="crossfk.E010",
+                )
+            )
+        if not names_installed(label, app_labels):
+            messages.append(
+                checks.Warning(
+                    f"CROSSFK_PARTITIONS names {label!r}, which is no installed "
+                    f"app label or 'app_label.ModelName': it places nothing.",
+                    hint="Check the spelling against INSTALLED_APPS and the "
+                    "models' names.",
+                    id="crossfk.W004",
+                )
+            )
+    return messages
+
+
+def names_installed(label: str, app_labels: set[str]) -> bool:
+    if "." not in label:
+        return label in app_labels
+    try:
+        apps.get_model(label)
+    except (LookupError, ValueError):
+        return False
+    return True
 
 
 @checks.register(checks.Tags.models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core import checks
 from django.db import models
 
 from crossfk.query import CrossQuerySet
@@ -22,3 +24,16 @@ class MultiDBManager(models.Manager.from_queryset(CrossQuerySet)):
         super().__init__()
         self.alias = alias
         self._db = alias
+
+    def check(self, **kwargs) -> list[checks.CheckMessage]:
+        if self.alias is None or self.alias in settings.DATABASES:
+            return []
+        return [
+            checks.Error(
+                f"{self.model._meta.label}.{self.name} is MultiDBManager"
+                f"({self.alias!r}), which is not a key of DATABASES.",
+                hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
+                obj=self.model,
+                id="crossfk.E009",
+            )
+        ]

@@ -2,6 +2,7 @@
 
 import pytest
 from django.apps import apps
+from django.core import checks
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import connections, models
@@ -13,7 +14,7 @@ from django.test import override_settings
 from django.test.utils import isolate_apps
 
 from crossfk import CrossDBForeignKey, MultiDBManager
-from crossfk.checks import check_router
+from crossfk.checks import check_partitions, check_router
 from tests.factories import KeyedReferenceFactory
 from tests.testapp.models import KeyedReference, Link, Post
 
@@ -211,18 +212,60 @@ def test_check_warns_when_both_ends_share_a_database():
     assert "ForeignKey" in message.hint
 
 
-def test_check_warns_without_the_router():
+def test_check_refuses_to_run_without_the_router():
     assert check_router() == []
     with override_settings(DATABASE_ROUTERS=[]):
         (message,) = check_router()
-    assert message.id == "crossfk.W002"
+    assert isinstance(message, checks.Error)
+    assert message.id == "crossfk.E008"
+    assert "PartitionRouter" in message.hint
 
 
 def test_router_check_runs_with_djangos_checks():
     with override_settings(DATABASE_ROUTERS=[]):
         ids = [message.id for message in run_checks()]
-    assert "crossfk.W002" in ids
-    assert "crossfk.W002" not in [message.id for message in run_checks()]
+    assert "crossfk.E008" in ids
+    assert "crossfk.E008" not in [message.id for message in run_checks()]
+
+
+@isolate_apps("tests.testapp")
+def test_check_refuses_a_manager_alias_missing_from_databases():
+    class Misplaced(IsolatedModel):
+        objects = MultiDBManager("nope")
+
+    errors = Misplaced.check()
+    assert [(m.id, m.msg) for m in errors] == [
+        (
+            "crossfk.E009",
+            "testapp.Misplaced.objects is MultiDBManager('nope'), which is not "
+            "a key of DATABASES.",
+        )
+    ]
+    assert errors[0].hint == "Use one of: 'default', 'secondary'."
+
+
+def test_check_refuses_a_partition_alias_missing_from_databases():
+    with override_settings(CROSSFK_PARTITIONS={"testapp.Tag": "secundary"}):
+        (message,) = check_partitions()
+    assert isinstance(message, checks.Error)
+    assert (message.id, message.msg) == (
+        "crossfk.E010",
+        "CROSSFK_PARTITIONS['testapp.Tag'] is 'secundary', which is not a key "
+        "of DATABASES.",
+    )
+
+
+@pytest.mark.parametrize("label", ["testap", "testapp.Tags", "nope.Tag"])
+def test_check_warns_of_a_partition_label_that_places_nothing(label):
+    with override_settings(CROSSFK_PARTITIONS={label: "secondary"}):
+        (message,) = check_partitions()
+    assert isinstance(message, checks.Warning)
+    assert message.id == "crossfk.W004"
+    assert repr(label) in message.msg
+
+
+def test_the_test_settings_pass_the_partition_checks():
+    assert check_partitions() == []
 
 
 def database_cascade():
