@@ -21,11 +21,9 @@ from django.db.models.query import (
     FlatValuesListIterable,
     NamedValuesListIterable,
     ValuesIterable,
+    ValuesListIterable,
 )
 from django.db.models.utils import create_namedtuple_class
-
-# Rows merged per round trip when iterator() gives no chunk size.
-CHUNK_SIZE = 2000
 
 
 @dataclass
@@ -51,9 +49,9 @@ class Across:
         model, alias, _ = self.other_side()
         self.queryset_class(model, using=alias).values(*self.names.values())
 
-    def fetch(self, rows: list[dict]) -> dict:
-        """{key value: [remote value dicts]} for the keys of ``rows``."""
-        keys = {row[self.key] for row in rows} - {None}
+    def fetch(self, keys: set) -> dict:
+        """{key value: [remote value dicts]} for ``keys``."""
+        keys = keys - {None}
         if not keys:
             return {}
         model, alias, compared = self.other_side()
@@ -76,64 +74,98 @@ class CrossValues:
     names: list[str]  # the output, in order
     across: list[Across]
 
-    @property
-    def hidden_keys(self) -> list[str]:
-        return [across.key for across in self.across]
+    def sources(self) -> list[tuple[int | None, str]]:
+        """Where each output name is read: (None, local name) from the local
+        row, or (position of its relation, the other side's name)."""
+        sources = []
+        for name in self.names:
+            source = (None, name)
+            for position, relation in enumerate(self.across):
+                if name in relation.names:
+                    source = (position, relation.names[name])
+            sources.append(source)
+        return sources
 
 
 class CrossValuesIterable(BaseIterable):
-    """Yield the rows of ``values()`` across databases, a chunk at a time."""
+    """Yield the rows of ``values()`` across databases.
+
+    ``iterator()`` reads and merges a chunk of rows at a time; evaluating
+    the queryset reads every local row, then each relation once.
+    """
 
     def __iter__(self):
         queryset = self.queryset
         spec, shape = queryset._cross_values, queryset._cross_values_shape
         local = queryset._chain()
-        local._iterable_class = ValuesIterable
-        rows = iter(ValuesIterable(local, self.chunked_fetch, self.chunk_size))
-        size = self.chunk_size if self.chunked_fetch else CHUNK_SIZE
+        query = local.query
+        # The local row's columns, named as ValuesIterable names them.
+        columns = list(getattr(query, "selected", None) or ()) or [
+            *query.extra_select,
+            *query.values_select,
+            *query.annotation_select,
+        ]
+        column = {name: position for position, name in enumerate(columns)}
+        keys = [column[relation.key] for relation in spec.across]
+        sources = [
+            (None, column[name]) if position is None else (position, name)
+            for position, name in spec.sources()
+        ]
+        rows = iter(ValuesListIterable(local, self.chunked_fetch, self.chunk_size))
+        size = self.chunk_size if self.chunked_fetch else None
         make = row_maker(shape, spec.names)
         # DISTINCT ran over the local names and ids: the merged rows may
         # repeat, which a DISTINCT over the output would not.
-        seen = set() if queryset.query.distinct else None
+        seen = set() if query.distinct else None
+        # Forward relations give each row at most one related row.
+        expands = any(relation.step.is_reverse for relation in spec.across)
         while chunk := list(islice(rows, size)):
-            found = [across.fetch(chunk) for across in spec.across]
+            found = [
+                relation.fetch({row[key] for row in chunk})
+                for relation, key in zip(spec.across, keys, strict=True)
+            ]
             for row in chunk:
-                for merged in merge(row, spec.across, found):
-                    output = make(merged)
+                related = [
+                    rows_by_key.get(row[key], NO_ROW)
+                    for key, rows_by_key in zip(keys, found, strict=True)
+                ]
+                combinations = product(*related) if expands else [related_row(related)]
+                for combination in combinations:
+                    values = tuple(
+                        [
+                            row[name]
+                            if position is None
+                            else (combination[position] or NULLS).get(name)
+                            for position, name in sources
+                        ]
+                    )
                     if seen is not None:
-                        marker = tuple(merged[name] for name in spec.names)
-                        if marker in seen:
+                        if values in seen:
                             continue
-                        seen.add(marker)
-                    yield output
+                        seen.add(values)
+                    yield make(values)
 
 
-def merge(row: dict, across: list[Across], found: list[dict]):
-    """``row`` with each relation's values, once per combination of related
-    rows (a join's rows); ``None``s where there is none."""
-    choices = []
-    for relation, rows_by_key in zip(across, found, strict=True):
-        related = rows_by_key.get(row[relation.key]) or [None]
-        choices.append([(relation, values) for values in related])
-    for combination in product(*choices):
-        merged = dict(row)
-        for relation, values in combination:
-            for name, remote in relation.names.items():
-                merged[name] = None if values is None else values[remote]
-        yield merged
+def related_row(related: list[list]) -> list:
+    """The one combination of related rows forward relations give."""
+    return [rows[0] for rows in related]
+
+
+# A relation without a related row: one row of NULLs, as a LEFT JOIN gives.
+NO_ROW = [None]
+NULLS: dict = {}
 
 
 def row_maker(shape, names: list[str]):
-    """How a merged row becomes what ``values()``/``values_list()`` yields."""
+    """How a row's values become what ``values()``/``values_list()`` yields."""
     if shape is ValuesIterable:
-        return lambda merged: {name: merged[name] for name in names}
+        return lambda values: dict(zip(names, values, strict=True))
     if shape is FlatValuesListIterable:
-        [name] = names
-        return lambda merged: merged[name]
+        return lambda values: values[0]
     if shape is NamedValuesListIterable:
         tuple_class = create_namedtuple_class(*names)
-        return lambda merged: tuple_class(*(merged[name] for name in names))
-    return lambda merged: tuple(merged[name] for name in names)
+        return lambda values: tuple.__new__(tuple_class, values)
+    return lambda values: values
 
 
 def remote_name(step) -> str:
