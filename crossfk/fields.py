@@ -247,12 +247,17 @@ class CrossDBForeignKey(models.ForeignKey):
         # Django asks this of every join it emits over the relation, in either
         # direction, from any queryset: the one place to stop a join that
         # names a table the server does not have.
+        source = self.model._meta.object_name
+        target = self.remote_field.model._meta.object_name
+        reverse = self.related_query_name()
         raise FieldError(
-            f"Cannot join across databases through {self.describe()}: its "
-            f"target lives in '{self.target_alias}'. Query "
-            f"{self.model._meta.object_name} through a MultiDBManager (or "
-            f"CrossQuerySet), which splits such lookups in two, or use "
-            f"prefetch_cross() to load the related objects."
+            f"Cannot join {source} and {target} across databases through "
+            f"{self.describe()} ({source} in '{self.source_alias}', {target} in "
+            f"'{self.target_alias}'). Query them through a MultiDBManager, "
+            f"which splits such lookups in two; for a model whose manager you "
+            f"cannot replace, wrap it: crossfk.CrossQuerySet({target})"
+            f".filter({reverse}__...). Or use prefetch_cross() to load the "
+            f"related objects."
         )
 
     def get_lookup(self, lookup_name):

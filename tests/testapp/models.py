@@ -8,6 +8,7 @@ key (its slug) for fixtures.
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from crossfk import CrossDBForeignKey, MultiDBManager
@@ -170,3 +171,14 @@ class FeaturedSlugLink(SlugLink):
     """A multi-table child: SlugLink's fields live in the parent's table."""
 
     headline = models.CharField(max_length=100, blank=True)
+
+
+class Profile(models.Model):
+    """A reference to ``auth.User``, whose manager crossfk does not replace."""
+
+    user = CrossDBForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="profiles"
+    )
+    bio = models.CharField(max_length=100, blank=True)
+
+    objects = MultiDBManager("secondary")
