@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import connections, router
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils.module_loading import import_string
 
 from crossfk.fields import CrossDBForeignKey, cross_foreign_keys
@@ -121,3 +123,43 @@ def check_atomic_requests(app_configs=None, **kwargs) -> list[checks.CheckMessag
             id="crossfk.W003",
         )
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_tables(
+    app_configs=None, databases=None, **kwargs
+) -> list[checks.CheckMessage]:
+    """A model routed to a database whose migrations are applied, but whose
+    table is not there: its partition changed after ``migrate`` ran.
+
+    A database check: Django runs it when asked (``migrate``, ``check
+    --database``), as it reads each database's table names.
+    """
+    messages = []
+    for alias in databases or ():
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            tables = set(connection.introspection.table_names(cursor))
+        applied = {app for app, _ in MigrationRecorder(connection).applied_migrations()}
+        for model in apps.get_models():
+            opts = model._meta
+            missing = (
+                opts.managed
+                and not opts.proxy
+                and opts.app_label in applied
+                and router.allow_migrate_model(alias, model)
+                and opts.db_table not in tables
+            )
+            if missing:
+                messages.append(
+                    checks.Warning(
+                        f"{opts.label} is placed in database '{alias}', where "
+                        f"the migrations of '{opts.app_label}' are applied, "
+                        f"but its table {opts.db_table} is not there.",
+                        hint=f"Move it: manage.py crossfk_move {opts.label} "
+                        f"--to {alias} (or set its partition back).",
+                        obj=model,
+                        id="crossfk.W005",
+                    )
+                )
+    return messages

@@ -182,3 +182,11 @@ class Profile(models.Model):
     bio = models.CharField(max_length=100, blank=True)
 
     objects = MultiDBManager("secondary")
+
+
+class Memo(models.Model):
+    """A model to move between databases (``crossfk_move``); ``written``
+    changes on every save, which a copy must not do."""
+
+    text = models.CharField(max_length=100)
+    written = models.DateTimeField(auto_now=True)
