@@ -34,9 +34,13 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector
 
-from crossfk.exceptions import CrossDBTransactionError
 from crossfk.idsets import IdSet
-from crossfk.transaction import atomic, owning_block, roll_back_together
+from crossfk.transaction import (
+    atomic,
+    owning_block,
+    roll_back_together,
+    settle_together,
+)
 
 # What one collector deletes of one model: (collector, model, instances).
 Batch = tuple[Collector, type[Model], list[Model]]
@@ -234,11 +238,7 @@ class CrossDeletion:
         they have rows: an alias with nothing to write needs no transaction.
         """
         aliases = list(self.collectors)
-        try:
-            owning_block(aliases, "")
-        except CrossDBTransactionError:
-            pass
-        else:
+        if settle_together(aliases):
             return aliases
         return [
             alias

@@ -34,10 +34,6 @@ from crossfk.values import (
 # Django's own depth limit for a bare select_related().
 SELECT_RELATED_MAX_DEPTH = 5
 
-PREFETCH_HINT = (
-    "Use prefetch_cross() to load the related objects in one query per database."
-)
-
 
 def cross_field_of(field) -> CrossDBForeignKey | None:
     """The CrossDBForeignKey behind ``field``, from either end of the relation."""

@@ -119,6 +119,17 @@ def describe_owner(alias: str) -> str:
     return f"'{alias}' is inside a transaction.atomic() block"
 
 
+def settle_together(aliases: Iterable[str]) -> bool:
+    """Whether one commit settles every one of ``aliases``: none of them is
+    in a transaction, or one ``crossfk.atomic`` over all of them owns theirs."""
+    aliases = set(aliases)
+    owners = {transaction_owner(alias) for alias in aliases}
+    if owners == {None} or len(aliases) < 2:
+        return True
+    owner = owners.pop() if len(owners) == 1 else None
+    return isinstance(owner, CrossAtomic) and aliases <= set(owner.aliases)
+
+
 def owning_block(aliases: Iterable[str], doing: str) -> CrossAtomic | None:
     """The ``crossfk.atomic`` that will commit every one of ``aliases``.
 
@@ -127,21 +138,19 @@ def owning_block(aliases: Iterable[str], doing: str) -> CrossAtomic | None:
     written, saying what ``doing`` needed and how to get it.
     """
     aliases = tuple(dict.fromkeys(aliases))
-    owners = {transaction_owner(alias) for alias in aliases}
-    if owners == {None} or len(aliases) < 2:
-        return None
-    [owner] = owners if len(owners) == 1 else [None]
-    if isinstance(owner, CrossAtomic) and set(aliases) <= set(owner.aliases):
-        return owner
-    names = ", ".join(map(repr, aliases))
-    states = "; ".join(describe_owner(alias) for alias in aliases)
-    raise CrossDBTransactionError(
-        f"{doing} needs {names} to commit or roll back together, but {states}: "
-        f"a rollback of one would leave the other's writes in place. Nothing "
-        f"was written. Open the outer block with crossfk.atomic({names}), and "
-        f"for requests use crossfk.middleware.AtomicRequestsMiddleware instead "
-        f"of ATOMIC_REQUESTS."
-    )
+    if not settle_together(aliases):
+        names = ", ".join(map(repr, aliases))
+        states = "; ".join(describe_owner(alias) for alias in aliases)
+        raise CrossDBTransactionError(
+            f"{doing} needs {names} to commit or roll back together, but "
+            f"{states}: a rollback of one would leave the other's writes in "
+            f"place. Nothing was written. Open the outer block with "
+            f"crossfk.atomic({names}), and for requests use "
+            f"crossfk.middleware.AtomicRequestsMiddleware instead of "
+            f"ATOMIC_REQUESTS."
+        )
+    owner = transaction_owner(aliases[0]) if len(aliases) > 1 else None
+    return owner if isinstance(owner, CrossAtomic) else None
 
 
 def rollback_levels(alias: str) -> list[CrossAtomic | None]:
