@@ -1,6 +1,6 @@
 """Foreign keys between Django models that live in different databases."""
 
-from crossfk.exceptions import CrossDBIntegrityError
+from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
 from crossfk.prefetch import CrossPrefetch, prefetch_cross
@@ -10,6 +10,7 @@ from crossfk.transaction import atomic
 __all__ = [
     "CrossDBForeignKey",
     "CrossDBIntegrityError",
+    "CrossDBTransactionError",
     "CrossPrefetch",
     "CrossQuerySet",
     "MultiDBManager",
