@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import islice, product
+from operator import itemgetter
 
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.query import (
@@ -49,21 +50,24 @@ class Across:
         model, alias, _ = self.other_side()
         self.queryset_class(model, using=alias).values(*self.names.values())
 
-    def fetch(self, keys: set) -> dict:
-        """{key value: [remote value dicts]} for ``keys``."""
+    def values_by_key(self, keys: set) -> dict:
+        """{key: [the related row's values, in the order of ``names``]},
+        one query for ``keys``."""
         keys = keys - {None}
         if not keys:
             return {}
         model, alias, compared = self.other_side()
-        remote = (
+        remote = list(dict.fromkeys(self.names.values()))
+        rows = (
             self.queryset_class(model, using=alias)
             .filter(**{f"{compared}__in": list(keys)})
             .order_by("pk")
-            .values(compared, *dict.fromkeys(self.names.values()))
+            .values_list(compared, *remote)
         )
+        positions = [remote.index(name) + 1 for name in self.names.values()]
         found = {}
-        for values in remote:
-            found.setdefault(values[compared], []).append(values)
+        for row in rows:
+            found.setdefault(row[0], []).append(tuple(row[p] for p in positions))
         return found
 
 
@@ -75,23 +79,28 @@ class CrossValues:
     across: list[Across]
 
     def sources(self) -> list[tuple[int | None, str]]:
-        """Where each output name is read: (None, local name) from the local
-        row, or (position of its relation, the other side's name)."""
-        sources = []
-        for name in self.names:
-            source = (None, name)
-            for position, relation in enumerate(self.across):
-                if name in relation.names:
-                    source = (position, relation.names[name])
-            sources.append(source)
-        return sources
+        """Where each output name is read: (None, name) from the local row,
+        or (position of its relation, name)."""
+        return [
+            next(
+                (
+                    (position, name)
+                    for position, relation in enumerate(self.across)
+                    if name in relation.names
+                ),
+                (None, name),
+            )
+            for name in self.names
+        ]
 
 
 class CrossValuesIterable(BaseIterable):
     """Yield the rows of ``values()`` across databases.
 
     ``iterator()`` reads and merges a chunk of rows at a time; evaluating
-    the queryset reads every local row, then each relation once.
+    the queryset reads every local row, then each relation once. A merged
+    row is the local row followed by each relation's values, from which
+    ``itemgetter()`` picks the output in order.
     """
 
     def __iter__(self):
@@ -107,53 +116,50 @@ class CrossValuesIterable(BaseIterable):
         ]
         column = {name: position for position, name in enumerate(columns)}
         keys = [column[relation.key] for relation in spec.across]
-        sources = [
-            (None, column[name]) if position is None else (position, name)
+        start, starts = len(columns), []
+        for relation in spec.across:
+            starts.append(start)
+            start += len(relation.names)
+        picked = [
+            column[name]
+            if position is None
+            else starts[position] + list(spec.across[position].names).index(name)
             for position, name in spec.sources()
         ]
-        rows = iter(ValuesListIterable(local, self.chunked_fetch, self.chunk_size))
-        size = self.chunk_size if self.chunked_fetch else None
+        pick = itemgetter(*picked)
+        if len(picked) == 1:
+            pick = lambda merged, pick=pick: (pick(merged),)  # noqa: E731
         make = row_maker(shape, spec.names)
         # DISTINCT ran over the local names and ids: the merged rows may
         # repeat, which a DISTINCT over the output would not.
         seen = set() if query.distinct else None
-        # Forward relations give each row at most one related row.
         expands = any(relation.step.is_reverse for relation in spec.across)
+        rows = iter(ValuesListIterable(local, self.chunked_fetch, self.chunk_size))
+        size = self.chunk_size if self.chunked_fetch else None
         while chunk := list(islice(rows, size)):
-            found = [
-                relation.fetch({row[key] for row in chunk})
+            # Per relation: the key's column, {key: [related values]}, and
+            # the one row of NULLs a LEFT JOIN gives a row with none.
+            relations = [
+                (
+                    key,
+                    relation.values_by_key({row[key] for row in chunk}),
+                    [(None,) * len(relation.names)],
+                )
                 for relation, key in zip(spec.across, keys, strict=True)
             ]
             for row in chunk:
-                related = [
-                    rows_by_key.get(row[key], NO_ROW)
-                    for key, rows_by_key in zip(keys, found, strict=True)
-                ]
-                combinations = product(*related) if expands else [related_row(related)]
+                related = [table.get(row[key], none) for key, table, none in relations]
+                # A forward relation gives a row one related row at most.
+                combinations = (
+                    product(*related) if expands else [[rows[0] for rows in related]]
+                )
                 for combination in combinations:
-                    values = tuple(
-                        [
-                            row[name]
-                            if position is None
-                            else (combination[position] or NULLS).get(name)
-                            for position, name in sources
-                        ]
-                    )
+                    values = pick(sum(combination, row))
                     if seen is not None:
                         if values in seen:
                             continue
                         seen.add(values)
                     yield make(values)
-
-
-def related_row(related: list[list]) -> list:
-    """The one combination of related rows forward relations give."""
-    return [rows[0] for rows in related]
-
-
-# A relation without a related row: one row of NULLs, as a LEFT JOIN gives.
-NO_ROW = [None]
-NULLS: dict = {}
 
 
 def row_maker(shape, names: list[str]):
