@@ -10,8 +10,9 @@ from django.db import connections, router
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils.module_loading import import_string
 
-from crossfk.fields import CrossDBForeignKey, cross_foreign_keys
+from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
+from crossfk.relations import cross_foreign_keys
 from crossfk.routers import PartitionRouter
 
 

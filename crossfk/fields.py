@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks, exceptions
 from django.core.exceptions import FieldError
@@ -33,21 +32,6 @@ CLASH_CHECK_IDS = {
 }
 
 
-def cross_foreign_keys() -> list[CrossDBForeignKey]:
-    """Every CrossDBForeignKey of the installed models, once each.
-
-    Proxies and multi-table children see their parents' fields too; each
-    field is listed only on the model whose table holds its column.
-    """
-    return [
-        field
-        for model in apps.get_models()
-        if not model._meta.proxy
-        for field in model._meta.local_concrete_fields
-        if isinstance(field, CrossDBForeignKey)
-    ]
-
-
 def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> None:
     """Record that ``instance``'s current id for ``field`` was just checked.
 
@@ -63,6 +47,8 @@ class CrossDBForeignKey(models.ForeignKey):
     """A many-to-one relation to a model that may live in another database."""
 
     forward_related_accessor_class = CrossDBForwardDescriptor
+    # What crossfk.relations.cross_foreign_keys() looks for.
+    crosses_databases = True
     description = "Foreign key (type determined by related field) across databases"
 
     def __init__(

@@ -6,11 +6,11 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, models
 
+from crossfk.managers import MultiDBManager
+
 
 def declared_alias(model: type[models.Model]) -> str | None:
     """The alias a model's ``MultiDBManager`` pins it to, if it has one."""
-    from crossfk.managers import MultiDBManager
-
     for manager in model._meta.managers:
         if isinstance(manager, MultiDBManager) and manager.alias:
             return manager.alias

@@ -32,6 +32,7 @@ from contextlib import ContextDecorator, ExitStack
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
+from crossfk.relations import cross_foreign_keys
 
 # Global transaction id of one participant: the block's id, the position of
 # this database in the commit order, and how many databases took part.
@@ -54,8 +55,6 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     remaining, ordered = list(aliases), []
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
-    from crossfk.fields import cross_foreign_keys  # fields imports this module
-
     references = Counter(
         (field.target_alias, field.source_alias) for field in cross_foreign_keys()
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crossfk.fields import CrossDBForeignKey, cross_foreign_keys
+from crossfk.fields import CrossDBForeignKey
+from crossfk.relations import cross_foreign_keys
 
 FIXES = ("delete", "null")
 

@@ -1,0 +1,66 @@
+"""The package's shape: no import cycle between crossfk's modules, not even
+one hidden behind an import inside a function."""
+
+import ast
+from pathlib import Path
+
+import crossfk
+
+PACKAGE = Path(crossfk.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The crossfk modules ``path`` imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            # from crossfk import checks: a submodule, not a name.
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found & modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: imports_of(path, set(paths)) for name, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    visiting, done = [], set()
+
+    def visit(name):
+        if name in visiting:
+            return [*visiting[visiting.index(name) :], name]
+        if name in done:
+            return None
+        visiting.append(name)
+        for imported in sorted(graph[name]):
+            if cycle := visit(imported):
+                return cycle
+        visiting.pop()
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        if cycle := visit(name):
+            return cycle
+    return None
+
+
+def test_the_graph_sees_imports_inside_functions():
+    graph = import_graph()
+    assert "crossfk.managers" in graph["crossfk.routers"]
+    assert "crossfk.relations" in graph["crossfk.transaction"]
+
+
+def test_no_import_cycle_between_crossfks_modules():
+    # The package's __init__ imports its public names from the modules; a
+    # module importing the package itself would close a cycle through it.
+    assert find_cycle(import_graph()) is None
