@@ -23,13 +23,22 @@ from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
 from crossfk.transaction import checked_at_commit
 
-# Django's clash checks, renumbered into crossfk's namespace.
-CLASH_CHECK_IDS = {
-    "fields.E302": "crossfk.E005",
-    "fields.E303": "crossfk.E006",
-    "fields.E304": "crossfk.E005",
-    "fields.E305": "crossfk.E006",
+# The one rule for check ids: crossfk's own checks have ids of their own;
+# Django's checks of the field keep their message and are renumbered into
+# crossfk's namespace by this table, in check(); others keep Django's id.
+DJANGO_CHECK_IDS = {
+    "fields.E300": "crossfk.E001",  # the target is not installed
+    "fields.E302": "crossfk.E005",  # accessor clashes with a field
+    "fields.E303": "crossfk.E006",  # query name clashes with a field
+    "fields.E304": "crossfk.E005",  # accessor clashes with an accessor
+    "fields.E305": "crossfk.E006",  # query name clashes with a query name
 }
+
+
+def renumbered(message: checks.CheckMessage) -> checks.CheckMessage:
+    """``message`` with its id in crossfk's namespace, if it has one there."""
+    message.id = DJANGO_CHECK_IDS.get(message.id, message.id)
+    return message
 
 
 def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> None:
@@ -268,22 +277,9 @@ class CrossDBForeignKey(models.ForeignKey):
 
     def check(self, **kwargs):
         return [
-            *super().check(**kwargs),
+            *map(renumbered, super().check(**kwargs)),
             *self._check_using_alias(),
             *self._check_same_database(),
-        ]
-
-    def _check_relation_model_exists(self):
-        return [
-            checks.Error(
-                f"{self.describe()} points at {self.remote_field.model!r}, "
-                f"which is not an installed, concrete model.",
-                hint="Use a model class or an 'app_label.ModelName' string of "
-                "an installed app.",
-                obj=self,
-                id="crossfk.E001",
-            )
-            for _ in super()._check_relation_model_exists()
         ]
 
     def _check_using_alias(self):
@@ -331,17 +327,6 @@ class CrossDBForeignKey(models.ForeignKey):
                 )
             ]
         return []
-
-    def _check_clashes(self):
-        return [
-            checks.Error(
-                error.msg,
-                hint=error.hint,
-                obj=error.obj,
-                id=CLASH_CHECK_IDS.get(error.id, error.id),
-            )
-            for error in super()._check_clashes()
-        ]
 
     def _check_same_database(self):
         unresolved = isinstance(self.remote_field.model, str)

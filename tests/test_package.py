@@ -2,6 +2,7 @@
 one hidden behind an import inside a function."""
 
 import ast
+import re
 from pathlib import Path
 
 import crossfk
@@ -64,3 +65,14 @@ def test_no_import_cycle_between_crossfks_modules():
     # The package's __init__ imports its public names from the modules; a
     # module importing the package itself would close a cycle through it.
     assert find_cycle(import_graph()) is None
+
+
+def test_the_documented_check_ids_are_the_ones_the_code_emits():
+    emitted = set()
+    for path in PACKAGE.rglob("*.py"):
+        emitted |= set(re.findall(r'"(crossfk\.[EW]\d{3})"', path.read_text()))
+    readme = (PACKAGE.parent / "README.rst").read_text()
+    table = readme.split("System checks\n=============\n")[1].strip().split("\n\n")[0]
+    documented = set(re.findall(r"^``(crossfk\.[EW]\d{3})``", table, re.MULTILINE))
+    assert documented == emitted
+    assert len(emitted) == 14
