@@ -7,6 +7,8 @@ from crossfk.prefetch import CrossPrefetch, prefetch_cross
 from crossfk.query import CrossQuerySet
 from crossfk.transaction import atomic
 
+__version__ = "0.1.0"  # The one place: pyproject.toml reads it from here.
+
 __all__ = [
     "CrossDBForeignKey",
     "CrossDBIntegrityError",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import factory.django
 from django.db import router
+
+try:
+    import factory.django
+except ImportError as error:  # An optional dependency.
+    raise ImportError(
+        "crossfk.factories needs factory_boy: pip install 'crossfk[factories]'."
+    ) from error
 
 
 class PartitionedModelFactory(factory.django.DjangoModelFactory):

@@ -2,8 +2,12 @@
 one hidden behind an import inside a function."""
 
 import ast
+import importlib
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 import crossfk
 
@@ -76,3 +80,18 @@ def test_the_documented_check_ids_are_the_ones_the_code_emits():
     documented = set(re.findall(r"^``(crossfk\.[EW]\d{3})``", table, re.MULTILINE))
     assert documented == emitted
     assert len(emitted) == 14
+
+
+def test_the_version_lives_in_one_place():
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'path = "crossfk/__init__.py"' in pyproject
+    assert re.fullmatch(r"\d+\.\d+\.\d+", crossfk.__version__)
+
+
+def test_factories_name_the_extra_when_factory_boy_is_missing(monkeypatch):
+    for name in ("factory", "factory.django", "crossfk.factories"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "crossfk.factories")
+    with pytest.raises(ImportError, match=r"pip install 'crossfk\[factories\]'"):
+        importlib.import_module("crossfk.factories")
