@@ -3,7 +3,6 @@
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
-from crossfk.prefetch import CrossPrefetch, prefetch_cross
 from crossfk.query import CrossQuerySet
 from crossfk.transaction import atomic
 
@@ -13,9 +12,7 @@ __all__ = [
     "CrossDBForeignKey",
     "CrossDBIntegrityError",
     "CrossDBTransactionError",
-    "CrossPrefetch",
     "CrossQuerySet",
     "MultiDBManager",
     "atomic",
-    "prefetch_cross",
 ]

@@ -1,17 +1,16 @@
 """Prefetching across databases: one query per database and level, never per row.
 
 Covers the forward (``Link.post``) and reverse (``Post.links``) directions
-through ``prefetch_cross()``, Django's ``prefetch_related()`` / ``Prefetch``
-and ``CrossPrefetch`` with custom querysets; nesting with ordinary foreign keys
+through ``prefetch_cross()``, Django's ``prefetch_related()`` and ``Prefetch``
+with custom querysets; nesting with ordinary foreign keys
 on either side; instances already in memory; dangling and NULL ids; 10^4 rows;
 ``iterator(chunk_size=...)``; big integer, UUID and char primary keys.
 """
 
 import pytest
 from django.db import connections
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 
-from crossfk import CrossPrefetch, prefetch_cross
 from crossfk.testing import assert_queries_per_db
 from tests.factories import (
     AuthorFactory,
@@ -53,9 +52,9 @@ def links():
         lambda queryset: queryset.prefetch_cross("post"),
         lambda queryset: queryset.prefetch_related("post"),
         lambda queryset: queryset.prefetch_related(Prefetch("post")),
-        lambda queryset: queryset.prefetch_cross(CrossPrefetch("post")),
+        lambda queryset: queryset.prefetch_cross(Prefetch("post")),
     ],
-    ids=["prefetch_cross", "prefetch_related", "Prefetch", "CrossPrefetch"],
+    ids=["prefetch_cross", "prefetch_related", "Prefetch", "prefetch_cross(Prefetch)"],
 )
 def test_forward_prefetch_costs_one_query_per_database(links, prefetch):
     with assert_queries_per_db({"default": 1, "secondary": 1}):
@@ -76,7 +75,7 @@ def test_forward_custom_queryset_leaves_filtered_out_targets_none():
     dropped = LinkFactory(post__title="Dropped")
     posts = Post.objects.filter(title="Kept")
     with assert_queries_per_db({"default": 1, "secondary": 1}):
-        fetched = Link.objects.prefetch_cross(CrossPrefetch("post", queryset=posts))
+        fetched = Link.objects.prefetch_cross(Prefetch("post", queryset=posts))
         by_pk = {link.pk: link for link in fetched}
     with assert_queries_per_db({"default": 0, "secondary": 0}):
         assert by_pk[kept.pk].post.title == "Kept"
@@ -89,7 +88,7 @@ def test_forward_custom_queryset_with_to_attr():
     posts = Post.objects.filter(title="Kept")
     with assert_queries_per_db({"default": 1, "secondary": 1}):
         fetched = Link.objects.prefetch_cross(
-            CrossPrefetch("post", queryset=posts, to_attr="kept_post")
+            Prefetch("post", queryset=posts, to_attr="kept_post")
         )
         by_pk = {link.pk: link for link in fetched}
     with assert_queries_per_db({"default": 0, "secondary": 0}):
@@ -132,7 +131,7 @@ def test_reverse_custom_queryset_with_to_attr(posts):
     with assert_queries_per_db({"default": 1, "secondary": 1}):
         fetched = list(
             Post.objects.prefetch_cross(
-                CrossPrefetch("links", queryset=matching, to_attr="matching_links")
+                Prefetch("links", queryset=matching, to_attr="matching_links")
             ).order_by("pk")
         )
     with assert_queries_per_db({"default": 0, "secondary": 0}):
@@ -189,21 +188,22 @@ def test_nested_ordinary_then_cross():
 # Instances already in memory -------------------------------------------------
 
 
-def test_prefetch_cross_on_instances_in_memory(links):
+def test_djangos_prefetch_related_objects_on_instances_in_memory(links):
     fetched = list(Link.objects.order_by("pk"))
     with assert_queries_per_db({"default": 1, "secondary": 0}):
-        returned = prefetch_cross(fetched, "post")
+        prefetch_related_objects(fetched, "post")
     with assert_queries_per_db({"default": 0, "secondary": 0}):
         titles = [link.post.title for link in fetched]
-    assert returned == fetched
     assert titles == [link.post.title for link in links]
 
 
-def test_prefetch_cross_on_instances_accepts_cross_prefetch(links):
+def test_prefetch_related_objects_on_instances_accepts_a_prefetch(links):
     fetched = list(Link.objects.order_by("pk"))
     posts = Post.objects.filter(pk=links[0].post_id)
     with assert_queries_per_db({"default": 1, "secondary": 0}):
-        prefetch_cross(fetched, CrossPrefetch("post", queryset=posts, to_attr="first"))
+        prefetch_related_objects(
+            fetched, Prefetch("post", queryset=posts, to_attr="first")
+        )
     assert [link.first and link.first.pk for link in fetched] == [
         links[0].post_id,
         None,
@@ -333,8 +333,8 @@ def test_uuid_and_char_targets_prefetch_in_reverse():
     references = KeyedReferenceFactory.create_batch(2)
     uuid_target, char_target = references[0].uuid, references[1].char
     with assert_queries_per_db({"default": 0, "secondary": 2}):
-        prefetch_cross([uuid_target], "keyedreference_set")
-        prefetch_cross([char_target], "keyedreference_set")
+        prefetch_related_objects([uuid_target], "keyedreference_set")
+        prefetch_related_objects([char_target], "keyedreference_set")
     with assert_queries_per_db({"default": 0, "secondary": 0}):
         assert link_ids(uuid_target.keyedreference_set.all()) == [references[0].pk]
         assert link_ids(char_target.keyedreference_set.all()) == [references[1].pk]
