@@ -38,7 +38,8 @@ import django
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connections
-from django.test.utils import CaptureQueriesContext
+
+from crossfk.testing import capture_queries_per_db
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -156,11 +157,7 @@ class Cell:
 
 
 def read_counting_queries(read) -> tuple[int, dict[str, int]]:
-    with contextlib.ExitStack() as stack:
-        captured = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in ALIASES
-        }
+    with capture_queries_per_db(ALIASES) as captured:
         rows = read()
     return rows, {alias: len(context) for alias, context in captured.items()}
 

@@ -1,12 +1,28 @@
-"""Test helpers: query counts per database."""
+"""Query counts per database, for tests, the demo and the benchmarks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+
+
+@contextmanager
+def capture_queries_per_db(
+    aliases: Iterable[str] | None = None,
+) -> Iterator[dict[str, CaptureQueriesContext]]:
+    """Capture the queries of each alias (every alias by default).
+
+    Yields ``{alias: CaptureQueriesContext}``; ``len()`` of each is its
+    number of queries once the block has run.
+    """
+    with ExitStack() as stack:
+        yield {
+            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
+            for alias in (connections if aliases is None else aliases)
+        }
 
 
 @contextmanager
@@ -17,11 +33,7 @@ def assert_queries_per_db(expected: Mapping[str, int]) -> Iterator[dict]:
     statement of each alias that missed, so a stray N+1 shows itself.
     Yields the captured queries by alias.
     """
-    with ExitStack() as stack:
-        captured = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in expected
-        }
+    with capture_queries_per_db(expected) as captured:
         yield captured
     failures = []
     for alias, count in expected.items():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crossfk.testing import assert_queries_per_db
+from crossfk.testing import assert_queries_per_db, capture_queries_per_db
 from tests.factories import LinkFactory, PostFactory
 from tests.testapp.models import Link, Post
 
@@ -43,3 +43,15 @@ def test_subfactory_across_databases_with_a_given_target():
     links = LinkFactory.create_batch(2, post=post)
     assert {link.post_id for link in links} == {post.pk}
     assert Post.objects.count() == 1
+
+
+def test_capture_queries_per_db_counts_every_alias_by_default():
+    PostFactory()
+    with capture_queries_per_db() as captured:
+        list(Post.objects.all())
+        list(Post.objects.all())
+        list(Link.objects.all())
+    assert {alias: len(context) for alias, context in captured.items()} == {
+        "default": 2,
+        "secondary": 1,
+    }

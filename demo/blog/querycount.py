@@ -1,20 +1,15 @@
 """Count the queries each database runs, for the demo's report and pages."""
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
-from django.db import connections
-from django.test.utils import CaptureQueriesContext
+from crossfk.testing import capture_queries_per_db
 
 
 @contextmanager
 def count_queries() -> Iterator[dict[str, int]]:
     """Yield a dict that holds, once the block exits, the queries per alias."""
     counts = {}
-    with ExitStack() as stack:
-        captured = {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in connections
-        }
+    with capture_queries_per_db() as captured:
         yield counts
     counts.update((alias, len(context)) for alias, context in captured.items())
