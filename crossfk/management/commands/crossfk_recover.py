@@ -37,6 +37,13 @@ def prepared_blocks() -> dict[str, tuple[int, dict[int, tuple[str, str]]]]:
     return {block: (sizes[block], members[block]) for block in sizes}
 
 
+def decided_to_commit(prepared: set[int], count: int) -> bool:
+    """Whether a block whose members ``prepared`` (positions 1..``count`` in
+    commit order) are still prepared had decided to commit: the first one
+    committed already, or every one is prepared."""
+    return 1 not in prepared or len(prepared) == count
+
+
 class Command(BaseCommand):
     help = (
         "Commit or roll back the transactions crossfk.atomic(two_phase=True) "
@@ -46,7 +53,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         blocks = prepared_blocks()
         for block, (count, members) in sorted(blocks.items()):
-            commit = 1 not in members or len(members) == count
+            commit = decided_to_commit(set(members), count)
             gids = {alias: gid for _, (alias, gid) in sorted(members.items())}
             finish_prepared(gids, commit=commit)
             self.stdout.write(
