@@ -136,3 +136,24 @@ def test_loaddata_of_a_natural_key_naming_no_post_fails_and_loads_nothing(tmp_pa
         load(fixture, "secondary", tmp_path)
 
     assert Link.objects.count() == 0
+
+
+@pytest.mark.parametrize("dump_format", ["xml", "jsonl"])
+def test_natural_foreign_keys_load_in_every_format(tmp_path, dump_format):
+    post = PostFactory(slug="django-tips")
+    link = LinkFactory(post=post)
+    output = io.StringIO()
+    call_command(
+        "dumpdata", "testapp.link", database="secondary", format=dump_format,
+        natural_foreign=True, stdout=output,
+    )  # fmt: skip
+    assert "django-tips" in output.getvalue()
+    Post.objects.all().delete()  # and the link, in "secondary"
+    reloaded = PostFactory(slug="django-tips")  # under another id
+    assert reloaded.pk != post.pk
+
+    fixture = tmp_path / f"links.{dump_format}"
+    fixture.write_text(output.getvalue())
+    call_command("loaddata", str(fixture), database="secondary", verbosity=0)
+
+    assert rows(Link.objects.all(), "pk", "post_id") == [(link.pk, reloaded.pk)]

@@ -1,0 +1,24 @@
+"""Django's XML format; a cross relation's natural key read in its target's
+database."""
+
+from django.core.serializers import xml_serializer
+from django.core.serializers.xml_serializer import Serializer
+
+from crossfk.fields import CrossDBForeignKey
+
+__all__ = ["Deserializer", "Serializer"]
+
+
+class Deserializer(xml_serializer.Deserializer):
+    def _handle_fk_field_node(self, node, field):
+        if not isinstance(field, CrossDBForeignKey):
+            return super()._handle_fk_field_node(node, field)
+        # Django's method reads the database to look in from self.db. No
+        # forward reference: the target is loaded into another database, by
+        # another loaddata; a missing one is an error now.
+        loading = self.db, self.handle_forward_references
+        self.db, self.handle_forward_references = field.target_alias, False
+        try:
+            return super()._handle_fk_field_node(node, field)
+        finally:
+            self.db, self.handle_forward_references = loading
