@@ -46,6 +46,62 @@ def cross_field_of(field) -> CrossDBForeignKey | None:
 
 
 @dataclass(frozen=True)
+class CrossStep:
+    """Where a ``select_related()`` or ``values()`` path leaves its database."""
+
+    prefix: str  # the path up to the cross relation, in this database
+    field: CrossDBForeignKey
+    is_reverse: bool
+    rest: str  # the path after it, in the other database
+
+    @property
+    def head(self) -> str:
+        """The path up to and including the cross relation."""
+        name = self.field.related_query_name() if self.is_reverse else self.field.name
+        return LOOKUP_SEP.join(filter(None, [self.prefix, name]))
+
+
+def cross_step(model, path: str) -> CrossStep | None:
+    """The first step of ``path`` that crosses databases, if any."""
+    names, opts = path.split(LOOKUP_SEP), model._meta
+    for position, name in enumerate(names):
+        try:
+            field = opts.pk if name == "pk" else opts.get_field(name)
+        except FieldDoesNotExist:
+            return None  # A lookup, transform or annotation: Django's to judge.
+        cross_field = cross_field_of(field)
+        if cross_field is not None:
+            return CrossStep(
+                prefix=LOOKUP_SEP.join(names[:position]),
+                field=cross_field,
+                is_reverse=field is not cross_field,
+                rest=LOOKUP_SEP.join(names[position + 1 :]),
+            )
+        if field.related_model is None:
+            return None
+        opts = field.related_model._meta
+    return None
+
+
+def reads_local_column(step: CrossStep) -> bool:
+    """Whether a forward path reads only the id the relation stores
+    (``post``, ``post__id``, ``post__pk``, ``post__in``, ``post__id__gt``):
+    Django answers it from its own column."""
+    if step.is_reverse:
+        return False
+    rest = step.rest.split(LOOKUP_SEP) if step.rest else []
+    if not rest:
+        return True
+    target_field = step.field.target_field
+    target_names = {target_field.name, target_field.attname}
+    if target_field.primary_key:
+        target_names.add("pk")  # With to_field, target__pk needs the target.
+    if rest[0] in target_names:
+        return len(rest) == 1 or target_field.get_lookup(rest[1]) is not None
+    return step.field.get_lookup(rest[0]) is not None
+
+
+@dataclass(frozen=True)
 class CrossLookup:
     """A lookup path that crosses a CrossDBForeignKey.
 
@@ -66,46 +122,21 @@ class CrossLookup:
         A queryset ``value`` (``post__in=Post.objects.filter(...)``) is read
         in its own database, so it makes any lookup on the relation cross.
         """
-        parts = lookup.split(LOOKUP_SEP)
-        opts = model._meta
-        for position, name in enumerate(parts):
-            try:
-                field = opts.pk if name == "pk" else opts.get_field(name)
-            except FieldDoesNotExist:
-                return None  # A lookup, transform or annotation: Django's to judge.
-            prefix = LOOKUP_SEP.join(parts[:position])
-            prefix = prefix + LOOKUP_SEP if prefix else ""
-            rest = parts[position + 1 :]
-            cross_field = cross_field_of(field)
-            if cross_field is field:
-                is_query = isinstance(value, (QuerySet, Query))
-                if not is_query and cls.is_local(field, rest):
-                    return None
-                if not rest or field.get_lookup(rest[0]) is not None:
-                    # post__in=<queryset>: as Django's RelatedIn, a query that
-                    # selects nothing names targets; one that selects a column
-                    # gives values of the target field.
-                    rest = [selected_target_name(field, value), *rest]
-                return cls(prefix, cross_field, False, LOOKUP_SEP.join(rest))
-            if cross_field is not None:
-                return cls(prefix, cross_field, True, LOOKUP_SEP.join(rest))
-            if not field.is_relation or field.related_model is None:
-                return None
-            opts = field.related_model._meta
-        return None
-
-    @staticmethod
-    def is_local(field: CrossDBForeignKey, rest: list[str]) -> bool:
-        """Whether ``rest`` after the field reads only the local id column."""
-        if not rest:
-            return True
-        target_field = field.target_field
-        target_names = {target_field.name, target_field.attname}
-        if target_field.primary_key:
-            target_names.add("pk")  # With to_field, target__pk needs the target.
-        if rest[0] in target_names:
-            return len(rest) == 1 or field.target_field.get_lookup(rest[1]) is not None
-        return field.get_lookup(rest[0]) is not None
+        step = cross_step(model, lookup)
+        if step is None:
+            return None
+        prefix = f"{step.prefix}{LOOKUP_SEP}" if step.prefix else ""
+        if step.is_reverse:
+            return cls(prefix, step.field, True, step.rest)
+        rest = step.rest.split(LOOKUP_SEP) if step.rest else []
+        if not isinstance(value, (QuerySet, Query)) and reads_local_column(step):
+            return None
+        if not rest or step.field.get_lookup(rest[0]) is not None:
+            # post__in=<queryset>: as Django's RelatedIn, a query that selects
+            # nothing names targets; one that selects a column gives values
+            # of the target field.
+            rest = [selected_target_name(step.field, value), *rest]
+        return cls(prefix, step.field, False, LOOKUP_SEP.join(rest))
 
     @property
     def is_multi_valued(self) -> bool:
@@ -326,54 +357,6 @@ class CrossQuery(Query):
                     f"'{cross_field.attname}'."
                 )
         return path, final_field, targets, rest
-
-
-@dataclass(frozen=True)
-class CrossStep:
-    """Where a ``select_related()`` or ``values()`` path leaves its database."""
-
-    prefix: str  # the path up to the cross relation, in this database
-    field: CrossDBForeignKey
-    is_reverse: bool
-    rest: str  # the path after it, in the other database
-
-    @property
-    def head(self) -> str:
-        """The path up to and including the cross relation."""
-        name = self.field.related_query_name() if self.is_reverse else self.field.name
-        return LOOKUP_SEP.join(filter(None, [self.prefix, name]))
-
-
-def cross_step(model, path: str) -> CrossStep | None:
-    """The first step of ``path`` that crosses databases, if any."""
-    names, opts = path.split(LOOKUP_SEP), model._meta
-    for position, name in enumerate(names):
-        try:
-            field = opts.get_field(name)
-        except FieldDoesNotExist:
-            return None  # Django reports invalid names itself.
-        cross_field = cross_field_of(field)
-        if cross_field is not None:
-            return CrossStep(
-                prefix=LOOKUP_SEP.join(names[:position]),
-                field=cross_field,
-                is_reverse=field is not cross_field,
-                rest=LOOKUP_SEP.join(names[position + 1 :]),
-            )
-        if field.related_model is None:
-            return None
-        opts = field.related_model._meta
-    return None
-
-
-def reads_local_column(step: CrossStep) -> bool:
-    """Whether a forward path stops at the id the relation stores
-    (``post``, ``post__id``, ``post__pk``): Django reads its own column."""
-    target = step.field.target_field
-    names = {"", target.name, target.attname}
-    if target.primary_key:
-        names.add("pk")
-    return not step.is_reverse and step.rest in names
 
 
 def bare_select_related(model, depth: int = 1) -> list[str]:
