@@ -57,11 +57,13 @@ def test_unrelated_databases_keep_the_callers_order(monkeypatch):
         (Tag, "link__post__title", ("link", "post", False, "title")),
         (Post, "links__url", ("", "post", True, "url")),
         (Post, "links", ("", "post", True, "")),
+        (Link, "pk", None),
     ],
 )
 def test_cross_step_finds_the_first_step_across(model, path, expected):
     step = cross_step(model, path)
-    assert (step.prefix, step.field.name, step.is_reverse, step.rest) == expected
+    found = step and (step.prefix, step.field.name, step.is_reverse, step.rest)
+    assert found == expected
 
 
 @pytest.mark.parametrize("path", ["url", "tags__name", "nope", "url__startswith"])
@@ -71,7 +73,16 @@ def test_paths_that_stay_in_their_database_have_no_cross_step(path):
 
 @pytest.mark.parametrize(
     ("path", "local"),
-    [("post", True), ("post__id", True), ("post__pk", True), ("post__title", False)],
+    [
+        ("post", True),
+        ("post__id", True),
+        ("post__pk", True),
+        ("post__in", True),
+        ("post__isnull", True),
+        ("post__id__gt", True),
+        ("post__title", False),
+        ("post__title__startswith", False),
+    ],
 )
 def test_a_path_ending_on_the_stored_id_reads_the_local_column(path, local):
     assert reads_local_column(cross_step(Link, path)) is local
