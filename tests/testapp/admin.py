@@ -12,6 +12,7 @@ from crossfk.admin import CrossDBModelAdmin
 from tests.testapp.models import Author, Link, Post, Tag
 
 
+@admin.register(Link)
 class LinkAdmin(admin.ModelAdmin):
     """A plain ModelAdmin: Django's own idiom for a nullable relation shown."""
 
@@ -33,12 +34,14 @@ class AutocompleteLinkAdmin(admin.ModelAdmin):
     autocomplete_fields = ["post"]
 
 
+@admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
     list_display = ["title", "author"]
     search_fields = ["title"]
     ordering = ["title"]
 
 
+@admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
     list_display = ["name", "link"]
 
@@ -46,10 +49,7 @@ class TagAdmin(admin.ModelAdmin):
 raw_id_site = admin.AdminSite(name="raw_id_admin")
 autocomplete_site = admin.AdminSite(name="autocomplete_admin")
 
-admin.site.register(Link, LinkAdmin)
-admin.site.register(Post, PostAdmin)
 admin.site.register(Author)
-admin.site.register(Tag, TagAdmin)
 raw_id_site.register(Link, RawIdLinkAdmin)
 raw_id_site.register(Post, PostAdmin)
 autocomplete_site.register(Link, AutocompleteLinkAdmin)
