@@ -503,7 +503,8 @@ class CrossQuerySet(models.QuerySet):
         """
         return self.prefetch_related(*lookups)
 
-    def cross_fields(self) -> list[CrossDBForeignKey]:
+    def enforced_fields(self) -> list[CrossDBForeignKey]:
+        """The model's cross relations whose targets writes must find."""
         return [
             field
             for field in self.model._meta.concrete_fields
@@ -514,7 +515,7 @@ class CrossQuerySet(models.QuerySet):
         objs = list(objs)
         # One existence query per relation for the whole batch; the per-row
         # check in pre_save() then has nothing left to do.
-        for field in self.cross_fields():
+        for field in self.enforced_fields():
             field.check_targets_exist(
                 (getattr(obj, field.attname) for obj in objs), self.db
             )
@@ -523,7 +524,7 @@ class CrossQuerySet(models.QuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
     def update(self, **kwargs) -> int:
-        for field in self.cross_fields():
+        for field in self.enforced_fields():
             for name in (field.name, field.attname):
                 value = kwargs.get(name)
                 if isinstance(value, models.Model):

@@ -17,7 +17,7 @@ from crossfk.relations import cross_foreign_keys
 FIXES = ("delete", "null")
 
 
-def cross_fields(labels: list[str]) -> list[CrossDBForeignKey]:
+def named_fields(labels: list[str]) -> list[CrossDBForeignKey]:
     """The fields named by ``app_label[.Model[.field]]`` labels (all if none)."""
     fields = cross_foreign_keys()
     if not labels:
@@ -68,7 +68,7 @@ class Command(BaseCommand):
     def handle(self, *args, labels, fix, batch_size, verbosity, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        fields = cross_fields(labels)
+        fields = named_fields(labels)
         if fix == "null":
             not_nullable = [field.describe() for field in fields if not field.null]
             if not_nullable:
