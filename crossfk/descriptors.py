@@ -10,6 +10,8 @@ rather than a broken constraint, and assignment does not ask the router
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 
 from crossfk.idsets import IdSet
@@ -27,6 +29,11 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         return queryset
 
     def __get__(self, instance, cls=None):
+        if instance is not None:
+            # The cached read, at Django's own cost: no extra frame around it.
+            cached = instance._state.fields_cache.get(self.field.cache_name)
+            if cached is not None:
+                return cached
         try:
             return super().__get__(instance, cls)
         except self.RelatedObjectDoesNotExist:
@@ -77,10 +84,12 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         queryset = queryset.filter(**{f"{target_field.attname}__in": ids})
         # One target per instance: ordering would only cost the database time.
         queryset.query.clear_ordering()
+        # One column each side: the values themselves as keys, not the
+        # one-element tuples Django's generic getters build per instance.
         return (
             queryset,
-            field.get_foreign_related_value,
-            field.get_local_related_value,
+            attrgetter(target_field.attname),
+            attrgetter(field.attname),
             True,
             field.cache_name,
             False,
