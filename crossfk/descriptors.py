@@ -95,6 +95,27 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
             False,
         )
 
+    def prefetch_into(self, instances: list) -> None:
+        """``prefetch_related(<this relation>)`` on ``instances``, without the
+        generic steps of Django's machinery: the instances whose target is
+        not cached yet get theirs from one query, or None for a dangling id."""
+        field = self.field
+        cache_name, attname = field.cache_name, field.attname
+        pending = [
+            obj for obj in instances if cache_name not in obj._state.fields_cache
+        ]
+        ids = {getattr(obj, attname) for obj in pending} - {None}
+        targets = {}
+        if ids:
+            target_attname = field.target_field.attname
+            queryset = self.get_queryset(instance=pending[0]).filter(
+                **{f"{target_attname}__in": IdSet(ids, field.target_field)}
+            )
+            queryset.query.clear_ordering()
+            targets = {getattr(target, target_attname): target for target in queryset}
+        for obj in pending:
+            obj._state.fields_cache[cache_name] = targets.get(getattr(obj, attname))
+
     def __set__(self, instance, value):
         # Django's own assignment, less two router calls: allow_relation()
         # rightly refuses real foreign keys between partitions, and

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import django
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.query import ModelIterable
 from django.db.models.sql import Query
 
+from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
 from crossfk.idsets import IdSet
 from crossfk.values import (
@@ -382,6 +384,17 @@ def bare_select_related(model, depth: int = 1) -> list[str]:
     return paths
 
 
+def forward_descriptor(model, lookup) -> CrossDBForwardDescriptor | None:
+    """The descriptor a prefetch ``lookup`` names, when it is just a forward
+    cross relation of ``model`` (``"post"``, or ``select_related("post")``)."""
+    if isinstance(lookup, CrossSelect) and lookup.queryset is None:
+        lookup = lookup.prefetch_through
+    if not isinstance(lookup, str) or LOOKUP_SEP in lookup:
+        return None
+    descriptor = getattr(model, lookup, None)
+    return descriptor if isinstance(descriptor, CrossDBForwardDescriptor) else None
+
+
 class CrossSelect(Prefetch):
     """A ``select_related()`` path across databases, answered as a prefetch:
     one query per target database, joining there what lives there."""
@@ -493,6 +506,20 @@ class CrossQuerySet(models.QuerySet):
         clone = self._chain()
         clone._prefetch_related_lookups = tuple(lookups)
         return clone
+
+    def _prefetch_related_objects(self) -> None:
+        # A lookup that only names a forward cross relation takes the
+        # descriptor's direct path; every other one, and what they share
+        # (nesting, Prefetch querysets, to_attr), Django's own machinery.
+        lookups = list(self._prefetch_related_lookups)
+        if issubclass(self._iterable_class, ModelIterable) and self._result_cache:
+            for lookup in list(lookups):
+                descriptor = forward_descriptor(self.model, lookup)
+                if descriptor is not None:
+                    descriptor.prefetch_into(self._result_cache)
+                    lookups.remove(lookup)
+        prefetch_related_objects(self._result_cache, *lookups)
+        self._prefetch_done = True
 
     def prefetch_cross(self, *lookups: str | Prefetch) -> CrossQuerySet:
         """Prefetch related objects across databases, one query per level.

@@ -338,3 +338,18 @@ def test_uuid_and_char_targets_prefetch_in_reverse():
     with assert_queries_per_db({"default": 0, "secondary": 0}):
         assert link_ids(uuid_target.keyedreference_set.all()) == [references[0].pk]
         assert link_ids(char_target.keyedreference_set.all()) == [references[1].pk]
+
+
+def test_the_direct_path_skips_instances_whose_target_is_cached(links):
+    fetched = list(Link.objects.order_by("pk"))
+    kept = Post(pk=fetched[0].post_id, title="already here")
+    fetched[0].post = kept
+
+    with assert_queries_per_db({"default": 1, "secondary": 0}) as captured:
+        Link.post.prefetch_into(fetched)  # the path prefetch_cross("post") takes
+
+    assert fetched[0].post is kept
+    assert [link.post.pk for link in fetched[1:]] == [
+        link.post_id for link in links[1:]
+    ]
+    assert len(captured["default"]) == 1
