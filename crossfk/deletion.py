@@ -222,6 +222,9 @@ class CrossDeletion:
         with atomic(*aliases):
             if connections[self.root.using].vendor == "postgresql":
                 self.recheck_under_lock()
+                # References created meanwhile in a database left out of the
+                # block (it had nothing to write) cannot be written now.
+                owning_block(self.aliases_to_write(), "The delete's recheck")
             batches = self.sort()
             self.send_pre_delete(batches)
             deleted_counter = Counter()

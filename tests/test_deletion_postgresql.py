@@ -7,9 +7,11 @@ makes that race deterministic.
 """
 
 import pytest
+from django.db import connections, transaction
 from django.db.models import RestrictedError
 from django.db.models.deletion import Collector
 
+from crossfk import CrossDBTransactionError
 from tests.deletecases.factories import CROSS_FACTORIES
 from tests.deletecases.models import CROSS
 
@@ -65,3 +67,33 @@ def test_reference_restricted_and_cascaded_since_collecting_is_deleted():
     )
     assert not Cascaded.objects.filter(pk=cascaded.pk).exists()
     assert not Restricted.objects.filter(pk=restricted.pk).exists()
+
+
+def test_reference_created_in_a_database_left_out_of_the_block_refuses_the_delete():
+    # Inside transaction.atomic() on "default", a target without references
+    # writes only "default". A reference created in "secondary" while the
+    # delete takes its lock cannot be cascaded there: "secondary" is in no
+    # transaction that the outer block settles.
+    target = TargetFactory()
+    created = []
+
+    def reference_while_locking(execute, sql, params, many, context):
+        if "FOR UPDATE" in sql and not created:
+            with connections["secondary"].cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {Cascaded._meta.db_table} (name, target_id) "
+                    f"VALUES (%s, %s) RETURNING id",
+                    ["made meanwhile", target.pk],
+                )
+                created.append(cursor.fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with (
+        transaction.atomic(),
+        connections["default"].execute_wrapper(reference_while_locking),
+        pytest.raises(CrossDBTransactionError, match="The delete's recheck needs"),
+    ):
+        target.delete()
+
+    assert Target.objects.filter(pk=target.pk).exists()
+    assert list(Cascaded.objects.values_list("pk", flat=True)) == created
