@@ -102,7 +102,7 @@ def check_atomic_requests(app_configs=None, **kwargs) -> list[checks.CheckMessag
     connected = {
         alias
         for field in cross_foreign_keys()
-        for alias in (field.source_alias, field.target_alias)
+        for alias in (field.referencing_alias, field.target_alias)
     }
     flagged = [
         alias

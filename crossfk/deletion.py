@@ -34,9 +34,10 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector
 
-from crossfk.idsets import IdSet
+from crossfk.locking import lock_for_update
 from crossfk.transaction import (
     atomic,
+    declare,
     owning_block,
     roll_back_together,
     settle_together,
@@ -108,7 +109,7 @@ class CrossDeletion:
         """Run ``action`` for the rows of ``field`` that refer to deleted targets."""
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
-        sub_objs = sub_objs.using(field.source_alias).select_related(None)
+        sub_objs = sub_objs.using(field.referencing_alias).select_related(None)
         self.applied_actions.append((action, field, sub_objs))
         self.note_collected_models()
         self.run(action, field, sub_objs)
@@ -117,7 +118,7 @@ class CrossDeletion:
 
     def run(self, action, field, sub_objs) -> None:
         """Call ``action`` as Django's Collector does, in the rows' own collector."""
-        collector = self.collector_for(field.source_alias)
+        collector = self.collector_for(field.referencing_alias)
         if action is CASCADE:
             self.cascade(collector, field, sub_objs)
         elif getattr(action, "lazy_sub_objs", False) or sub_objs:
@@ -220,6 +221,8 @@ class CrossDeletion:
             for field, values in self.targets_of_cross_relations().items():
                 block.check_deleted_at_commit(field, values)
         with atomic(*aliases):
+            if len(aliases) > 1:
+                declare(self.root.using, deletes=True)
             if connections[self.root.using].vendor == "postgresql":
                 self.recheck_under_lock()
                 # References created meanwhile in a database left out of the
@@ -355,7 +358,7 @@ class CrossDeletion:
         """
         self.lock_targets()
         for action, field, sub_objs in list(self.applied_actions):
-            collector = self.collector_for(field.source_alias)
+            collector = self.collector_for(field.referencing_alias)
             if action is CASCADE and collector.can_fast_delete(sub_objs):
                 continue  # Its DELETE runs under the lock and takes new rows too.
             if action in (CASCADE, PROTECT, RESTRICT):
@@ -373,10 +376,7 @@ class CrossDeletion:
                 if pks:
                     target_pks[alias, model] |= pks
         for (alias, model), pks in target_pks.items():
-            locked = model._base_manager.using(alias).filter(
-                pk__in=IdSet(pks, model._meta.pk)
-            )
-            list(locked.select_for_update().values_list("pk"))
+            lock_for_update(model, alias, pks)
 
     def raise_if_restricted(self) -> None:
         """Raise Django's RestrictedError for the root's restricted rows, if any."""

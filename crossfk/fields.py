@@ -14,14 +14,15 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core import checks, exceptions
 from django.core.exceptions import FieldError
-from django.db import connections, models, router
+from django.db import models, router
 from django.db.models import signals
 
 from crossfk.deletion import CrossDBOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
-from crossfk.transaction import checked_at_commit
+from crossfk.locking import found_and_locked
+from crossfk.transaction import checked_at_commit, declare, note_target_saved
 
 # The one rule for check ids: crossfk's own checks have ids of their own;
 # Django's checks of the field keep their message and are renumbered into
@@ -108,7 +109,7 @@ class CrossDBForeignKey(models.ForeignKey):
         return self.using or router.db_for_read(self.remote_field.model)
 
     @property
-    def source_alias(self) -> str:
+    def referencing_alias(self) -> str:
         """The alias this field's own rows are written to."""
         return router.db_for_write(self.model)
 
@@ -124,9 +125,8 @@ class CrossDBForeignKey(models.ForeignKey):
     def missing_target_ids(self, values: Iterable) -> list:
         """The values among ``values`` that no target row has, in one query.
 
-        On PostgreSQL inside a transaction on the target's database, the rows
-        found are locked FOR KEY SHARE until it ends: a concurrent delete of
-        a target then waits for the reference to commit, and sees it.
+        Inside a transaction on the target's database, the rows found stay
+        locked until it ends (``crossfk.locking.found_and_locked``).
         """
         target_field = self.target_field
         wanted = {target_field.to_python(value) for value in values} - {None}
@@ -137,14 +137,7 @@ class CrossDBForeignKey(models.ForeignKey):
             .filter(**{f"{target_field.attname}__in": IdSet(wanted, target_field)})
             .values_list(target_field.attname, flat=True)
         )
-        connection = connections[self.target_alias]
-        if connection.vendor == "postgresql" and connection.in_atomic_block:
-            # Django has no FOR KEY SHARE; FOR SHARE would also block updates
-            # of the target's other columns.
-            sql, params = found_ids.query.get_compiler(self.target_alias).as_sql()
-            with connection.cursor() as cursor:
-                cursor.execute(f"{sql} FOR KEY SHARE", params)
-                found_ids = [found_id for (found_id,) in cursor.fetchall()]
+        found_ids = found_and_locked(found_ids, self.target_alias)
         return sorted(wanted - set(found_ids), key=str)
 
     def check_targets_exist(self, values: Iterable, using: str | None = None) -> None:
@@ -159,9 +152,10 @@ class CrossDBForeignKey(models.ForeignKey):
         values = [value for value in values if value is not None]
         if not values:
             return
-        using = using or self.source_alias
+        using = using or self.referencing_alias
         block = checked_at_commit(self, using, f"Writing {self.describe()}")
         missing = self.missing_target_ids(values)
+        declare(using, writes=True)
         if block is not None:
             block.check_at_commit(self, using, values)
         if not missing:
@@ -180,6 +174,12 @@ class CrossDBForeignKey(models.ForeignKey):
         super().contribute_to_class(cls, name, *args, **kwargs)
         if self.enforce and not cls._meta.abstract:
             signals.pre_save.connect(self.check_before_save, sender=cls)
+
+    def contribute_to_related_class(self, cls, related):
+        super().contribute_to_related_class(cls, related)
+        # A target saved inside crossfk.atomic commits before the references
+        # to it: the block must know it was written (see its commit order).
+        signals.post_save.connect(note_target_saved, sender=cls)
 
     def check_before_save(
         self, sender, instance, raw, using, update_fields, **kwargs
@@ -242,12 +242,13 @@ class CrossDBForeignKey(models.ForeignKey):
         # Django asks this of every join it emits over the relation, in either
         # direction, from any queryset: the one place to stop a join that
         # names a table the server does not have.
-        source = self.model._meta.object_name
+        referencing = self.model._meta.object_name
         target = self.remote_field.model._meta.object_name
         reverse = self.related_query_name()
         raise FieldError(
-            f"Cannot join {source} and {target} across databases through "
-            f"{self.describe()} ({source} in '{self.source_alias}', {target} in "
+            f"Cannot join {referencing} and {target} across databases through "
+            f"{self.describe()} ({referencing} in '{self.referencing_alias}', "
+            f"{target} in "
             f"'{self.target_alias}'). Query them through a MultiDBManager, "
             f"which splits such lookups in two; for a model whose manager you "
             f"cannot replace, wrap it: crossfk.CrossQuerySet({target})"
@@ -332,7 +333,7 @@ class CrossDBForeignKey(models.ForeignKey):
         unresolved = isinstance(self.remote_field.model, str)
         if unresolved or self._check_using_alias():
             return []  # Reported by the checks above.
-        if self.target_alias != self.source_alias:
+        if self.target_alias != self.referencing_alias:
             return []
         return [
             checks.Warning(

@@ -172,7 +172,7 @@ class CrossLookup:
         ``links=None``) are conditions on the referencing row's pk.
         """
         field = self.field
-        source_queryset = CrossQuerySet(field.model, using=field.source_alias)
+        source_queryset = CrossQuerySet(field.model, using=field.referencing_alias)
         opts = field.model._meta
         field_names = {"pk"} | {f.name for f in opts.get_fields()}
         remote_conditions = []

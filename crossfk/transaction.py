@@ -1,15 +1,17 @@
 """``crossfk.atomic``: one atomic block on each of several databases.
 
 No database can commit together with another, so a crash between two commits
-leaves one written and the other not. crossfk chooses which goes first: when
-the block adds references, the databases that gained referenced rows commit
-first (a crash leaves an unreferenced target), and databases only read
-commit last (keeping their FOR KEY SHARE locks until the references are
-committed); when it deletes, the referencing databases commit first (a crash
-leaves an unreferenced target again, never a dangling reference).
-With ``two_phase=True`` on PostgreSQL,
-every database is prepared (``PREPARE TRANSACTION``) before any commits, and
-``crossfk_recover`` finishes what a crash interrupted.
+leaves one written and the other not. crossfk chooses which goes first, from
+what it declares it did inside the block (``declare()``), never from the SQL
+that ran: when the block adds references, targets commit before the rows
+that refer to them (a crash leaves an unreferenced target), except that a
+database where crossfk only read and locked targets (FOR KEY SHARE) commits
+last, keeping its locks until the references are committed; when a delete
+removed references, the referencing databases commit first (a crash leaves
+an unreferenced target again, never a dangling reference). With
+``two_phase=True`` on PostgreSQL, every database is prepared (``PREPARE
+TRANSACTION``) before any commits, and ``crossfk_recover`` finishes what a
+crash interrupted.
 
 Inside Django's own transactions, a write over several databases is safe
 only when one ``crossfk.atomic`` settles all of them: ``owning_block()``
@@ -27,7 +29,7 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from contextlib import ContextDecorator, ExitStack
+from contextlib import ContextDecorator
 
 from django.db import NotSupportedError, connections, transaction
 
@@ -56,7 +58,7 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
     references = Counter(
-        (field.target_alias, field.source_alias) for field in cross_foreign_keys()
+        (field.target_alias, field.referencing_alias) for field in cross_foreign_keys()
     )
     while remaining:
         first = min(
@@ -68,21 +70,6 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
         ordered.append(first)
         remaining.remove(first)
     return ordered
-
-
-class WriteWatcher:
-    """An execute wrapper that notes what a block wrote, and where."""
-
-    def __init__(self, alias: str, written: set, deleted: set) -> None:
-        self.alias, self.written, self.deleted = alias, written, deleted
-
-    def __call__(self, execute, sql, params, many, context):
-        verb = sql.lstrip()[:6].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE"):
-            self.written.add(self.alias)
-        if verb == "DELETE":
-            self.deleted.add(self.alias)
-        return execute(sql, params, many, context)
 
 
 class Participant(transaction.Atomic):
@@ -184,6 +171,33 @@ def checked_at_commit(field, using: str, doing: str) -> CrossAtomic | None:
     return None if roll_back_together(aliases) else block
 
 
+def declare(
+    alias: str, *, writes: bool = False, locks: bool = False, deletes: bool = False
+) -> None:
+    """Tell the ``crossfk.atomic`` that will commit ``alias``, if any, what
+    crossfk did there: the commit order follows from these facts alone.
+
+    ``writes``: rows were added or changed there (a target saved, references
+    written); ``locks``: targets were locked FOR KEY SHARE there, to write
+    references to them elsewhere; ``deletes``: a delete removed references
+    to targets in another database.
+    """
+    owner = transaction_owner(alias)
+    if not isinstance(owner, CrossAtomic):
+        return
+    if writes:
+        owner.written.add(alias)
+    if locks:
+        owner.locked.add(alias)
+    if deletes:
+        owner.deletes = True
+
+
+def note_target_saved(sender, instance, using: str, **kwargs) -> None:
+    """``post_save`` receiver for the targets of cross relations."""
+    declare(using, writes=True)
+
+
 class CrossAtomic(ContextDecorator):
     def __init__(self, aliases, savepoint: bool, durable: bool, two_phase: bool):
         self.aliases = tuple(dict.fromkeys(aliases))
@@ -218,36 +232,38 @@ class CrossAtomic(ContextDecorator):
         ]
         self.is_outermost = len(self.outermost) == len(self.aliases)
         self.blocks = {}
-        self.written, self.deleted = set(), set()
+        # What crossfk declared it did inside the block (see declare()).
+        self.written, self.locked, self.deletes = set(), set(), False
         # What to check again just before the commit: the references written,
         # {(field, alias written): target values}, and the targets deleted
         # with their references, {field: target values}.
         self.written_references = defaultdict(set)
         self.deleted_targets = defaultdict(set)
-        self.wrappers = ExitStack()
         try:
             for alias in self.aliases:
                 block = Participant(self, alias)
                 block.__enter__()
                 self.blocks[alias] = block
-                watcher = WriteWatcher(alias, self.written, self.deleted)
-                self.wrappers.enter_context(connections[alias].execute_wrapper(watcher))
         except BaseException as error:
-            self.wrappers.close()
             self.leave(list(self.blocks), (type(error), error, error.__traceback__))
             raise
         return self
 
     def commit_order(self) -> list[str]:
+        """The order the databases commit in, from what crossfk declared."""
         order = reference_order(self.aliases)
-        if self.deleted:
+        if self.deletes:
             return order[::-1]
-        # Adding references: databases that gained referenced rows commit
-        # first; those only read (and locked, FOR KEY SHARE) commit last, so
-        # their locks last until the references are committed.
-        return [alias for alias in order if alias in self.written] + [
-            alias for alias in order if alias not in self.written
+        # Adding references: targets commit before the rows that refer to
+        # them, except where crossfk only read and locked targets (FOR KEY
+        # SHARE): that database commits last, keeping its locks until the
+        # references are committed.
+        held = [
+            alias
+            for alias in order
+            if alias in self.locked and alias not in self.written
         ]
+        return [alias for alias in order if alias not in held] + held
 
     def check_at_commit(self, field, using: str, values: Iterable) -> None:
         """Check, just before committing, that the references ``field`` has in
@@ -260,7 +276,6 @@ class CrossAtomic(ContextDecorator):
         self.deleted_targets[field].update(values)
 
     def __exit__(self, exc_type, exc_value, traceback):
-        self.wrappers.close()
         order = self.commit_order()
         outcome = (exc_type, exc_value, traceback)
         callbacks = {}
@@ -307,7 +322,7 @@ class CrossAtomic(ContextDecorator):
                 raise CrossDBIntegrityError(
                     f"{field.describe()}: {target} {', '.join(map(repr, back))} "
                     f"in '{field.target_alias}' was deleted with the rows that "
-                    f"refer to it in '{field.source_alias}', then its deletion "
+                    f"refer to it in '{field.referencing_alias}', then its deletion "
                     f"was undone: {rolled_back}"
                 )
         for (field, using), values in self.written_references.items():

@@ -40,7 +40,7 @@ class Across:
         """The model, alias and compared column of the relation's other end."""
         related = self.step.field
         if self.step.is_reverse:
-            return related.model, related.source_alias, related.attname
+            return related.model, related.referencing_alias, related.attname
         target = related.remote_field.model
         return target, related.target_alias, related.target_field.attname
 

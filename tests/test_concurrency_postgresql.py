@@ -101,3 +101,36 @@ def test_protect_under_concurrent_creates_and_deletes():
     assert outcomes.get("created", 0) > 0
     assert outcomes.get("delete blocked", 0) > 0
     assert_no_dangling_reference("testapp.ProtectedLink.post")
+
+
+def commits_of(block_body):
+    """The aliases in the order ``crossfk.atomic("default", "secondary")``
+    committed them around ``block_body()``."""
+    committed = []
+    with atomic("default", "secondary"):
+        block_body()
+        for alias in ("default", "secondary"):
+            connections[alias].on_commit(
+                lambda alias=alias: committed.append(alias), robust=False
+            )
+    return committed
+
+
+def test_a_database_where_targets_were_only_locked_commits_last():
+    # The post's FOR KEY SHARE lock lasts until the link has committed: a
+    # delete waiting for it then sees the link and cascades to it.
+    post = PostFactory(author=None)
+
+    committed = commits_of(
+        lambda: Link.objects.create(url="https://a.example", post=post)
+    )
+
+    assert committed == ["secondary", "default"]
+
+
+def test_a_database_where_targets_were_saved_commits_first():
+    def create_both():
+        post = Post.objects.create(title="new")
+        Link.objects.create(url="https://a.example", post=post)
+
+    assert commits_of(create_both) == ["default", "secondary"]

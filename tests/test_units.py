@@ -17,7 +17,7 @@ from tests.testapp.models import Link, Post, Tag
 
 def references(monkeypatch, *pairs):
     """Pretend the installed cross relations are ``(target, source)`` pairs."""
-    fields = [SimpleNamespace(target_alias=t, source_alias=s) for t, s in pairs]
+    fields = [SimpleNamespace(target_alias=t, referencing_alias=s) for t, s in pairs]
     monkeypatch.setattr(transaction, "cross_foreign_keys", lambda: fields)
 
 
@@ -44,6 +44,39 @@ def test_a_cycle_starts_with_the_database_referencing_the_others_least(monkeypat
 def test_unrelated_databases_keep_the_callers_order(monkeypatch):
     references(monkeypatch)
     assert transaction.reference_order(["z", "y", "x"]) == ["z", "y", "x"]
+
+
+def block_that_declared(monkeypatch, written=(), locked=(), deletes=False):
+    """A ``crossfk.atomic("users", "events")``, events referencing users,
+    that crossfk told what it did; it is not entered."""
+    references(monkeypatch, ("users", "events"))
+    block = transaction.CrossAtomic(("events", "users"), True, False, False)
+    block.written, block.locked, block.deletes = set(written), set(locked), deletes
+    return block
+
+
+def test_targets_written_commit_before_the_references(monkeypatch):
+    block = block_that_declared(monkeypatch, written={"users", "events"})
+    assert block.commit_order() == ["users", "events"]
+
+
+def test_targets_only_locked_commit_after_the_references(monkeypatch):
+    block = block_that_declared(monkeypatch, written={"events"}, locked={"users"})
+    assert block.commit_order() == ["events", "users"]
+
+
+def test_targets_locked_and_written_commit_before_the_references(monkeypatch):
+    block = block_that_declared(
+        monkeypatch, written={"users", "events"}, locked={"users"}
+    )
+    assert block.commit_order() == ["users", "events"]
+
+
+def test_a_delete_commits_the_references_first(monkeypatch):
+    block = block_that_declared(
+        monkeypatch, written={"users"}, locked={"users"}, deletes=True
+    )
+    assert block.commit_order() == ["events", "users"]
 
 
 # Path walking -------------------------------------------------------------------

@@ -102,7 +102,7 @@ class Command(BaseCommand):
 
     def scan(self, field: CrossDBForeignKey, fix, batch_size, verbosity) -> int:
         """Count (and fix) one field's dangling references, page by page."""
-        rows = field.model._base_manager.using(field.source_alias)
+        rows = field.model._base_manager.using(field.referencing_alias)
         show_progress = self.stderr.isatty()
         total = rows.count() if show_progress else None
         pk_name = field.model._meta.pk.attname
