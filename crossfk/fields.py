@@ -9,7 +9,8 @@ existence is enforced, and how ``on_delete`` reaches the other database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core import checks, exceptions
@@ -38,7 +39,8 @@ DJANGO_CHECK_IDS = {
 
 def renumbered(message: checks.CheckMessage) -> checks.CheckMessage:
     """``message`` with its id in crossfk's namespace, if it has one there."""
-    message.id = DJANGO_CHECK_IDS.get(message.id, message.id)
+    if message.id is not None:
+        message.id = DJANGO_CHECK_IDS.get(message.id, message.id)
     return message
 
 
@@ -53,7 +55,7 @@ def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> N
     verified[field.attname] = getattr(instance, field.attname)
 
 
-class CrossDBForeignKey(models.ForeignKey):
+class CrossDBForeignKey(models.ForeignKey[Any, Any]):
     """A many-to-one relation to a model that may live in another database."""
 
     forward_related_accessor_class = CrossDBForwardDescriptor
@@ -63,8 +65,8 @@ class CrossDBForeignKey(models.ForeignKey):
 
     def __init__(
         self,
-        to,
-        on_delete,
+        to: type[models.Model] | str,
+        on_delete: Callable[..., Any],
         *,
         related_name: str | None = None,
         null: bool = False,
@@ -72,7 +74,7 @@ class CrossDBForeignKey(models.ForeignKey):
         db_index: bool = True,
         using: str | None = None,
         enforce: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         if "db_constraint" in kwargs:
             raise TypeError(
@@ -113,7 +115,7 @@ class CrossDBForeignKey(models.ForeignKey):
         """The alias this field's own rows are written to."""
         return router.db_for_write(self.model)
 
-    def target_queryset(self) -> models.QuerySet:
+    def target_queryset(self) -> models.QuerySet[Any]:
         """All target rows, in the target's database, unfiltered by its managers."""
         return self.remote_field.model._base_manager.using(self.target_alias)
 
@@ -122,7 +124,7 @@ class CrossDBForeignKey(models.ForeignKey):
 
     # Integrity -----------------------------------------------------------------
 
-    def missing_target_ids(self, values: Iterable) -> list:
+    def missing_target_ids(self, values: Iterable[Any]) -> list[Any]:
         """The values among ``values`` that no target row has, in one query.
 
         Inside a transaction on the target's database, the rows found stay
@@ -137,10 +139,12 @@ class CrossDBForeignKey(models.ForeignKey):
             .filter(**{f"{target_field.attname}__in": IdSet(wanted, target_field)})
             .values_list(target_field.attname, flat=True)
         )
-        found_ids = found_and_locked(found_ids, self.target_alias)
-        return sorted(wanted - set(found_ids), key=str)
+        found = found_and_locked(found_ids, self.target_alias)
+        return sorted(wanted - set(found), key=str)
 
-    def check_targets_exist(self, values: Iterable, using: str | None = None) -> None:
+    def check_targets_exist(
+        self, values: Iterable[Any], using: str | None = None
+    ) -> None:
         """Raise ``CrossDBIntegrityError`` unless every value names a target row.
 
         ``using`` is the database the references are about to be written to
@@ -170,19 +174,29 @@ class CrossDBForeignKey(models.ForeignKey):
             f"declare the field with enforce=False to allow dangling ids."
         )
 
-    def contribute_to_class(self, cls, name, *args, **kwargs):
+    def contribute_to_class(
+        self, cls: type[models.Model], name: str, *args: Any, **kwargs: Any
+    ) -> None:
         super().contribute_to_class(cls, name, *args, **kwargs)
         if self.enforce and not cls._meta.abstract:
             signals.pre_save.connect(self.check_before_save, sender=cls)
 
-    def contribute_to_related_class(self, cls, related):
-        super().contribute_to_related_class(cls, related)
+    def contribute_to_related_class(
+        self, cls: type[models.Model], related: Any
+    ) -> None:
+        super().contribute_to_related_class(cls, related)  # type: ignore[misc]
         # A target saved inside crossfk.atomic commits before the references
         # to it: the block must know it was written (see its commit order).
         signals.post_save.connect(note_target_saved, sender=cls)
 
     def check_before_save(
-        self, sender, instance, raw, using, update_fields, **kwargs
+        self,
+        sender: type[models.Model],
+        instance: models.Model,
+        raw: bool,
+        using: str,
+        update_fields: Iterable[str] | None,
+        **kwargs: Any,
     ) -> None:
         """Check the target before save() touches any database.
 
@@ -199,7 +213,7 @@ class CrossDBForeignKey(models.ForeignKey):
             self.check_targets_exist([value], using)
             mark_targets_verified(instance, self)
 
-    def pre_save(self, model_instance, add):
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         value = super().pre_save(model_instance, add)
         # The safety net for writes that sent no pre_save signal (a proxy
         # model's save, bulk_create() on a plain manager). Raw saves never
@@ -210,7 +224,7 @@ class CrossDBForeignKey(models.ForeignKey):
             self.check_targets_exist([value], model_instance._state.db)
         return value
 
-    def validate(self, value, model_instance):
+    def validate(self, value: Any, model_instance: models.Model | None) -> None:
         # ForeignKey.validate() asks the router with the instance as a hint;
         # the target's own alias is the only right place to look.
         models.Field.validate(self, value, model_instance)
@@ -219,7 +233,7 @@ class CrossDBForeignKey(models.ForeignKey):
         target_field_name = self.remote_field.field_name
         queryset = (
             self.target_queryset()
-            .filter(**{target_field_name: value})
+            .filter(**{str(target_field_name): value})
             .complex_filter(self.get_limit_choices_to())
         )
         if not queryset.exists():
@@ -238,7 +252,7 @@ class CrossDBForeignKey(models.ForeignKey):
 
     # Lookups, forms, migrations ---------------------------------------------
 
-    def get_extra_restriction(self, alias, related_alias):
+    def get_extra_restriction(self, alias: str | None, related_alias: str) -> None:
         # Django asks this of every join it emits over the relation, in either
         # direction, from any queryset: the one place to stop a join that
         # names a table the server does not have.
@@ -256,15 +270,16 @@ class CrossDBForeignKey(models.ForeignKey):
             f"related objects."
         )
 
-    def get_lookup(self, lookup_name):
+    def get_lookup(self, lookup_name: str) -> Any:
         if lookup_name == "in":
             return IdSetIn
         return super().get_lookup(lookup_name)
 
-    def formfield(self, *, using: str | None = None, **kwargs):
-        return super().formfield(using=using or self.target_alias, **kwargs)
+    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        using = kwargs.pop("using", None) or self.target_alias
+        return super().formfield(using=using, **kwargs)
 
-    def deconstruct(self):
+    def deconstruct(self) -> Any:
         name, _, args, kwargs = super().deconstruct()
         kwargs["on_delete"] = self.cross_on_delete
         del kwargs["db_constraint"]
@@ -276,14 +291,14 @@ class CrossDBForeignKey(models.ForeignKey):
 
     # System checks -------------------------------------------------------------
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         return [
             *map(renumbered, super().check(**kwargs)),
             *self._check_using_alias(),
             *self._check_same_database(),
         ]
 
-    def _check_using_alias(self):
+    def _check_using_alias(self) -> list[checks.CheckMessage]:
         if self.using is None or self.using in settings.DATABASES:
             return []
         return [
@@ -296,7 +311,9 @@ class CrossDBForeignKey(models.ForeignKey):
             )
         ]
 
-    def _check_on_delete(self, databases=None):
+    def _check_on_delete(
+        self, databases: Iterable[str] | None = None
+    ) -> list[checks.CheckMessage]:
         on_delete = self.cross_on_delete
         if getattr(on_delete, "__name__", "").startswith("DB_"):
             return [
@@ -329,7 +346,7 @@ class CrossDBForeignKey(models.ForeignKey):
             ]
         return []
 
-    def _check_same_database(self):
+    def _check_same_database(self) -> list[checks.CheckMessage]:
         unresolved = isinstance(self.remote_field.model, str)
         if unresolved or self._check_using_alias():
             return []  # Reported by the checks above.

@@ -16,6 +16,8 @@ Other backends take no lock: SQLite serializes writers on each database.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connections
 from django.db.models import Model, QuerySet
 
@@ -29,7 +31,7 @@ def locks_rows(alias: str) -> bool:
     return connection.vendor == "postgresql" and connection.in_atomic_block
 
 
-def found_and_locked(values_list: QuerySet, alias: str) -> list:
+def found_and_locked(values_list: QuerySet[Any, Any], alias: str) -> list[Any]:
     """The values ``values_list`` (a flat ``values_list()``) reads on
     ``alias``, its rows locked FOR KEY SHARE when the lock can last."""
     if not locks_rows(alias):
@@ -44,7 +46,7 @@ def found_and_locked(values_list: QuerySet, alias: str) -> list:
     return [value for (value,) in rows]
 
 
-def lock_for_update(model: type[Model], alias: str, pks: set) -> None:
+def lock_for_update(model: type[Model], alias: str, pks: set[Any]) -> None:
     """Lock FOR UPDATE the rows of ``model`` with ``pks`` on ``alias``."""
     locked = model._base_manager.using(alias).filter(pk__in=IdSet(pks, model._meta.pk))
     list(locked.select_for_update().values_list("pk"))

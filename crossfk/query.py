@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import django
 from django.core.exceptions import FieldDoesNotExist, FieldError
@@ -395,22 +396,39 @@ def forward_descriptor(model, lookup) -> CrossDBForwardDescriptor | None:
     return descriptor if isinstance(descriptor, CrossDBForwardDescriptor) else None
 
 
-class CrossSelect(Prefetch):
+# django-stubs' Prefetch has three type parameters, and its mypy plugin
+# expects them on every subclass.
+ModelT = TypeVar("ModelT", bound=models.Model)
+RowT = TypeVar("RowT")
+LookupT = TypeVar("LookupT")
+QuerySetT = TypeVar("QuerySetT")
+ToAttrT = TypeVar("ToAttrT")
+
+
+class CrossSelect(Prefetch, Generic[LookupT, QuerySetT, ToAttrT]):  # type: ignore[type-arg]
     """A ``select_related()`` path across databases, answered as a prefetch:
     one query per target database, joining there what lives there."""
 
-    def __init__(self, step: CrossStep, rests: tuple[str | None, ...]) -> None:
-        self.step, self.rests = step, rests
+    step: CrossStep
+    rests: tuple[str | None, ...]
+
+    @classmethod
+    def of(
+        cls, step: CrossStep, rests: tuple[str | None, ...]
+    ) -> CrossSelect[str, Any, None]:
+        """The prefetch of ``step``, selecting ``rests`` in the target's database."""
         queryset = None
         if rests:
             target = step.field.remote_field.model
             queryset = CrossQuerySet(target).select_related(
                 *(rest for rest in rests if rest is not None)
             )
-        super().__init__(step.head, queryset=queryset)
+        prefetch = cls(step.head, queryset=queryset)
+        prefetch.step, prefetch.rests = step, rests
+        return prefetch
 
 
-class CrossQuerySet(models.QuerySet):
+class CrossQuerySet(models.QuerySet[ModelT, RowT]):
     """The queryset of ``MultiDBManager``: cross lookups, prefetch, checks."""
 
     # What values() asks across databases, and the shape it asked for.
@@ -502,7 +520,7 @@ class CrossQuerySet(models.QuerySet):
                     rests = [*lookup.rests, *rests]
                     break
             wanted = tuple(dict.fromkeys(rest for rest in rests if rest != ""))
-            lookups.append(CrossSelect(step, wanted))
+            lookups.append(CrossSelect.of(step, wanted))
         clone = self._chain()
         clone._prefetch_related_lookups = tuple(lookups)
         return clone

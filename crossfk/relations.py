@@ -1,25 +1,51 @@
-"""Which installed fields cross databases.
+"""Which installed fields cross databases, and what the other modules may
+ask of one.
 
 Several modules ask this (the commit order, the checks, ``crossfk_check``),
 and the field's own module imports some of them; the question is answered
 here, from the fields' ``crosses_databases`` flag, so that no module needs
-to import ``crossfk.fields`` to ask it.
+to import ``crossfk.fields`` to ask it. ``CrossRelation`` names, for type
+checkers, the part of ``CrossDBForeignKey`` those modules use.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from django.apps import apps
 from django.db import models
 
 
-def cross_foreign_keys() -> list[models.ForeignKey]:
+class CrossRelation(Protocol):
+    """A ``CrossDBForeignKey``, as the modules below ``crossfk.fields`` see it."""
+
+    model: type[models.Model]
+    name: str
+    attname: str
+    null: bool
+    remote_field: Any
+    crosses_databases: bool
+
+    @property
+    def target_field(self) -> Any: ...
+    @property
+    def target_alias(self) -> str: ...
+    @property
+    def referencing_alias(self) -> str: ...
+    def describe(self) -> str: ...
+    def target_queryset(self) -> models.QuerySet[Any]: ...
+    def missing_target_ids(self, values: Iterable[Any]) -> list[Any]: ...
+
+
+def cross_foreign_keys() -> list[CrossRelation]:
     """Every CrossDBForeignKey of the installed models, once each.
 
     Proxies and multi-table children see their parents' fields too; each
     field is listed only on the model whose table holds its column.
     """
     return [
-        field
+        field  # type: ignore[misc]  # the flag says it is one
         for model in apps.get_models()
         if not model._meta.proxy
         for field in model._meta.local_concrete_fields

@@ -12,8 +12,8 @@ from crossfk.managers import MultiDBManager
 def declared_alias(model: type[models.Model]) -> str | None:
     """The alias a model's ``MultiDBManager`` pins it to, if it has one."""
     for manager in model._meta.managers:
-        if isinstance(manager, MultiDBManager) and manager.alias:
-            return manager.alias
+        if isinstance(manager, MultiDBManager) and manager.pinned_alias:
+            return manager.pinned_alias
     return None
 
 

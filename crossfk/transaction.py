@@ -30,17 +30,23 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator
+from types import TracebackType
+from typing import Any, Literal, overload
 
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
-from crossfk.relations import cross_foreign_keys
+from crossfk.relations import CrossRelation, cross_foreign_keys
 
 # Global transaction id of one participant: the block's id, the position of
 # this database in the commit order, and how many databases took part.
 PREPARED_GID = re.compile(
     r"^crossfk:(?P<block>[0-9a-f]{32}):(?P<index>\d+):(?P<count>\d+)$"
 )
+
+
+# What a block is left with: sys.exc_info()'s triple, or three Nones.
+Outcome = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
 
 def prepared_gid(block_id: str, index: int, count: int) -> str:
@@ -83,7 +89,9 @@ class Participant(transaction.Atomic):
 def open_blocks(alias: str) -> list[transaction.Atomic]:
     """The atomic blocks open on ``alias``, outermost first, less a TestCase's."""
     return [
-        block for block in connections[alias].atomic_blocks if not block._from_testcase
+        block
+        for block in connections[alias].atomic_blocks
+        if not getattr(block, "_from_testcase", False)
     ]
 
 
@@ -155,7 +163,9 @@ def roll_back_together(aliases: Iterable[str]) -> bool:
     return None not in first and all(levels == first for levels in others)
 
 
-def checked_at_commit(field, using: str, doing: str) -> CrossAtomic | None:
+def checked_at_commit(
+    field: CrossRelation, using: str, doing: str
+) -> CrossAtomic | None:
     """Where references ``field`` writes in ``using`` must be checked again.
 
     The ``crossfk.atomic`` that commits both ends, when a savepoint inside
@@ -193,13 +203,15 @@ def declare(
         owner.deletes = True
 
 
-def note_target_saved(sender, instance, using: str, **kwargs) -> None:
+def note_target_saved(sender: type, using: str, **kwargs: Any) -> None:
     """``post_save`` receiver for the targets of cross relations."""
     declare(using, writes=True)
 
 
 class CrossAtomic(ContextDecorator):
-    def __init__(self, aliases, savepoint: bool, durable: bool, two_phase: bool):
+    def __init__(
+        self, aliases: Iterable[str], savepoint: bool, durable: bool, two_phase: bool
+    ) -> None:
         self.aliases = tuple(dict.fromkeys(aliases))
         self.savepoint, self.durable, self.two_phase = savepoint, durable, two_phase
         if two_phase:
@@ -217,12 +229,12 @@ class CrossAtomic(ContextDecorator):
     def __repr__(self) -> str:
         return f"crossfk.atomic({', '.join(map(repr, self.aliases))})"
 
-    def _recreate_cm(self):
+    def _recreate_cm(self) -> CrossAtomic:
         # A decorated function may run again (or recursively) before the
         # last call has left its blocks: give each call its own state.
         return type(self)(self.aliases, self.savepoint, self.durable, self.two_phase)
 
-    def __enter__(self):
+    def __enter__(self) -> CrossAtomic:
         if len(self.aliases) > 1:
             owning_block(self.aliases, repr(self))
         # The databases on which this block opens the transaction: it commits
@@ -231,14 +243,18 @@ class CrossAtomic(ContextDecorator):
             alias for alias in self.aliases if not connections[alias].in_atomic_block
         ]
         self.is_outermost = len(self.outermost) == len(self.aliases)
-        self.blocks = {}
+        self.blocks: dict[str, Participant] = {}
         # What crossfk declared it did inside the block (see declare()).
-        self.written, self.locked, self.deletes = set(), set(), False
+        self.written: set[str] = set()
+        self.locked: set[str] = set()
+        self.deletes = False
         # What to check again just before the commit: the references written,
         # {(field, alias written): target values}, and the targets deleted
         # with their references, {field: target values}.
-        self.written_references = defaultdict(set)
-        self.deleted_targets = defaultdict(set)
+        self.written_references: defaultdict[tuple[CrossRelation, str], set[Any]] = (
+            defaultdict(set)
+        )
+        self.deleted_targets: defaultdict[CrossRelation, set[Any]] = defaultdict(set)
         try:
             for alias in self.aliases:
                 block = Participant(self, alias)
@@ -265,20 +281,29 @@ class CrossAtomic(ContextDecorator):
         ]
         return [alias for alias in order if alias not in held] + held
 
-    def check_at_commit(self, field, using: str, values: Iterable) -> None:
+    def check_at_commit(
+        self, field: CrossRelation, using: str, values: Iterable[Any]
+    ) -> None:
         """Check, just before committing, that the references ``field`` has in
         ``using`` to ``values`` still find their targets."""
         self.written_references[field, using].update(values)
 
-    def check_deleted_at_commit(self, field, values: Iterable) -> None:
+    def check_deleted_at_commit(
+        self, field: CrossRelation, values: Iterable[Any]
+    ) -> None:
         """Check, just before committing, that the targets of ``field`` with
         ``values``, deleted with their references, are still deleted."""
         self.deleted_targets[field].update(values)
 
-    def __exit__(self, exc_type, exc_value, traceback):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
         order = self.commit_order()
-        outcome = (exc_type, exc_value, traceback)
-        callbacks = {}
+        outcome: Outcome = (exc_type, exc_value, traceback)
+        callbacks: dict[str, list[Any]] = {}
         if exc_type is None:
             if any(connections[alias].needs_rollback for alias in self.aliases):
                 # set_rollback() on one database rolls back all of them.
@@ -294,11 +319,11 @@ class CrossAtomic(ContextDecorator):
         if outcome[0] is None and self.two_phase and self.is_outermost:
             self.leave_in_two_phases(order)
         else:
-            error = self.leave(order, outcome)
-            if error is not None:
-                if error is exc_value:
+            failure = self.leave(order, outcome)
+            if failure is not None:
+                if failure is exc_value:
                     return False
-                raise error
+                raise failure
         self.run_commit_callbacks(order, callbacks)
         return False
 
@@ -341,7 +366,7 @@ class CrossAtomic(ContextDecorator):
                     f"'{field.target_alias}' no longer has: {rolled_back}"
                 )
 
-    def take_commit_callbacks(self) -> dict[str, list]:
+    def take_commit_callbacks(self) -> dict[str, list[Any]]:
         """The on_commit() callbacks of the transactions this block commits.
 
         Django would run each database's callbacks as soon as that database
@@ -354,7 +379,9 @@ class CrossAtomic(ContextDecorator):
             callbacks[alias], connection.run_on_commit = connection.run_on_commit, []
         return callbacks
 
-    def run_commit_callbacks(self, order: list[str], callbacks: dict) -> None:
+    def run_commit_callbacks(
+        self, order: list[str], callbacks: dict[str, list[Any]]
+    ) -> None:
         """Run them as Django does; one that raises stops the rest, but every
         database has committed."""
         for alias in order:
@@ -363,7 +390,7 @@ class CrossAtomic(ContextDecorator):
                 connection.run_on_commit = callbacks[alias]
                 connection.run_and_clear_commit_hooks()
 
-    def leave(self, order, outcome):
+    def leave(self, order: list[str], outcome: Outcome) -> BaseException | None:
         """Leave every block; after a failed commit, roll the rest back."""
         for alias in order:
             try:
@@ -372,7 +399,7 @@ class CrossAtomic(ContextDecorator):
                 outcome = (type(error), error, error.__traceback__)
         return outcome[1]
 
-    def leave_in_two_phases(self, order):
+    def leave_in_two_phases(self, order: list[str]) -> None:
         block_id, count = uuid.uuid4().hex, len(order)
         gids = {
             alias: prepared_gid(block_id, index, count)
@@ -390,10 +417,10 @@ class CrossAtomic(ContextDecorator):
             self.leave(order, (type(error), error, error.__traceback__))
             finish_prepared({alias: gids[alias] for alias in prepared}, commit=False)
             raise
-        error = self.leave(order, (None, None, None))
-        if error is not None:
+        failure = self.leave(order, (None, None, None))
+        if failure is not None:
             finish_prepared(gids, commit=False)
-            raise error
+            raise failure
         finish_prepared(gids, commit=True)
 
 
@@ -407,20 +434,29 @@ def finish_prepared(gids: dict[str, str], commit: bool) -> None:
             cursor.execute(f"{verb} PREPARED '{gid}'")
 
 
+@overload
+def atomic(func: Callable[..., Any], /) -> Callable[..., Any]: ...
+@overload
 def atomic(
-    *aliases: str | Callable,
+    *aliases: str,
     savepoint: bool = True,
     durable: bool = False,
     two_phase: bool = False,
-) -> CrossAtomic | Callable:
+) -> CrossAtomic: ...
+def atomic(
+    *aliases: Any,
+    savepoint: bool = True,
+    durable: bool = False,
+    two_phase: bool = False,
+) -> CrossAtomic | Callable[..., Any]:
     """Open ``transaction.atomic()`` on each alias (every alias when none given).
 
     Usable as a context manager and as a decorator, with or without
     arguments, like Django's. The commit order is crossfk's choice (see the
     module docstring); ``two_phase=True`` adds PostgreSQL's two-phase commit.
     """
-    if len(aliases) == 1 and isinstance(aliases[0], Callable):
-        return CrossAtomic(tuple(connections), savepoint, durable, two_phase)(
-            aliases[0]
-        )
+    if len(aliases) == 1 and callable(aliases[0]):
+        block = CrossAtomic(tuple(connections), savepoint, durable, two_phase)
+        decorated: Callable[..., Any] = block(aliases[0])
+        return decorated
     return CrossAtomic(aliases or tuple(connections), savepoint, durable, two_phase)

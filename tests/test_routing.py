@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 from django.db import connections, router
+from django.db.models import F
 from django.test import override_settings
 
 from crossfk.routers import PartitionRouter, partition_for_model
@@ -46,6 +47,16 @@ def test_instance_delete_uses_the_models_alias():
     link = LinkFactory()
     link.delete()
     assert not Link.objects.using("secondary").exists()
+
+
+def test_the_manager_keeps_every_queryset_method():
+    # QuerySet.alias() too: the manager's own alias must not shadow it.
+    link = LinkFactory(url="https://kept.example")
+
+    with assert_queries_per_db({"default": 0, "secondary": 1}):
+        found = Link.objects.alias(address=F("url")).get(address=link.url)
+
+    assert found == link
 
 
 def test_using_still_overrides_the_manager():
