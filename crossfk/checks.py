@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from crossfk.fields import CrossDBForeignKey
@@ -16,7 +20,7 @@ from crossfk.relations import cross_foreign_keys
 from crossfk.routers import PartitionRouter
 
 
-def uses_crossfk(model) -> bool:
+def uses_crossfk(model: type[Model]) -> bool:
     return any(isinstance(m, MultiDBManager) for m in model._meta.managers) or any(
         isinstance(f, CrossDBForeignKey) for f in model._meta.fields
     )
@@ -32,7 +36,7 @@ def router_installed() -> bool:
 
 
 @checks.register(checks.Tags.models)
-def check_router(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_router(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if router_installed():
         return []
     models = [m for m in apps.get_models() if uses_crossfk(m)]
@@ -51,12 +55,14 @@ def check_router(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register(checks.Tags.models)
-def check_partitions(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_partitions(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Every alias of CROSSFK_PARTITIONS is a key of DATABASES, and every
     label names an installed app or model. (``MultiDBManager.check()``
     checks its own alias.)"""
     aliases = ", ".join(map(repr, settings.DATABASES))
-    messages = []
+    messages: list[checks.CheckMessage] = []
     partitions = getattr(settings, "CROSSFK_PARTITIONS", {})
     app_labels = {config.label for config in apps.get_app_configs()}
     for label, alias in partitions.items():
@@ -93,7 +99,9 @@ def names_installed(label: str, app_labels: set[str]) -> bool:
 
 
 @checks.register(checks.Tags.models)
-def check_atomic_requests(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_atomic_requests(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """ATOMIC_REQUESTS on a database that a cross relation connects to another.
 
     Each such request's writes across the relation would be refused: its
@@ -128,7 +136,7 @@ def check_atomic_requests(app_configs=None, **kwargs) -> list[checks.CheckMessag
 
 @checks.register(checks.Tags.database)
 def check_tables(
-    app_configs=None, databases=None, **kwargs
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """A model routed to a database whose migrations are applied, but whose
     table is not there: its partition changed after ``migrate`` ran.
@@ -136,7 +144,7 @@ def check_tables(
     A database check: Django runs it when asked (``migrate``, ``check
     --database``), as it reads each database's table names.
     """
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for alias in databases or ():
         connection = connections[alias]
         with connection.cursor() as cursor:

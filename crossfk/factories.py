@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from django.db import router
+from django.db.models import Manager, Model
 
 try:
     import factory.django
@@ -12,7 +15,10 @@ except ImportError as error:  # An optional dependency.
     ) from error
 
 
-class PartitionedModelFactory(factory.django.DjangoModelFactory):
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+class PartitionedModelFactory(factory.django.DjangoModelFactory[ModelT]):
     """A DjangoModelFactory whose database is the router's choice for the model.
 
     ``factory.SubFactory`` to a model in another database then creates the
@@ -23,6 +29,6 @@ class PartitionedModelFactory(factory.django.DjangoModelFactory):
         abstract = True
 
     @classmethod
-    def _get_manager(cls, model_class):
-        manager = super()._get_manager(model_class)
+    def _get_manager(cls, model_class: type[Model]) -> Manager[Any]:
+        manager: Manager[Any] = super()._get_manager(model_class)  # type: ignore[no-untyped-call]
         return manager.db_manager(router.db_for_write(model_class))

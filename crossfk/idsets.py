@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import EmptyResultSet
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Expression, Field, IntegerField, QuerySet
 from django.db.models.fields.related_lookups import RelatedIn
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
+
+# What as_sql() returns: the SQL, and its parameters.
+SQL = tuple[str, Any]
 
 
 class IdSet(Expression):
@@ -26,7 +32,7 @@ class IdSet(Expression):
     compiled, so building a queryset stays free of queries.
     """
 
-    def __init__(self, values: Iterable, output_field: Field) -> None:
+    def __init__(self, values: Iterable[Any], output_field: Field[Any, Any]) -> None:
         super().__init__(output_field=output_field)
         self.values = values
 
@@ -37,7 +43,7 @@ class IdSet(Expression):
 
     __hash__ = object.__hash__
 
-    def db_values(self, connection) -> list:
+    def db_values(self, connection: BaseDatabaseWrapper) -> list[Any]:
         """The values as the database stores them; an empty set matches nothing."""
         field = self.output_field
         source = self.values
@@ -60,12 +66,14 @@ class IdSet(Expression):
         return values
 
     @property
-    def column_field(self) -> Field:
+    def column_field(self) -> Field[Any, Any]:
         """The field whose column type the values take."""
         field = self.output_field
-        return field.target_field if field.is_relation else field
+        if field.is_relation:
+            return getattr(field, "target_field", field)
+        return field
 
-    def column_range(self, connection) -> tuple[float, float]:
+    def column_range(self, connection: BaseDatabaseWrapper) -> tuple[float, float]:
         """The values an integer column holds; unbounded for other columns."""
         column_field = self.column_field
         if not isinstance(column_field, IntegerField):
@@ -76,20 +84,23 @@ class IdSet(Expression):
             math.inf if high is None else high,
         )
 
-    def element_db_type(self, connection) -> str:
-        return self.column_field.rel_db_type(connection)
+    def element_db_type(self, connection: BaseDatabaseWrapper) -> str:
+        db_type: str = self.column_field.rel_db_type(connection)  # type: ignore[attr-defined]
+        return db_type
 
-    def as_sql(self, compiler, connection):
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         # Other backends get a plain parameter list, bounded by their limits.
         values = self.db_values(connection)
         return ", ".join(["%s"] * len(values)), values
 
-    def as_sqlite(self, compiler, connection):
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
         return "SELECT value FROM json_each(%s)", [
             json.dumps(self.db_values(connection))
         ]
 
-    def as_postgresql(self, compiler, connection):
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> SQL:
         db_type = self.element_db_type(connection)
         return f"SELECT unnest(%s::{db_type}[])", [self.db_values(connection)]
 
@@ -102,13 +113,17 @@ class IdSetIn(RelatedIn):
             return self.rhs
         return IdSet(self.rhs, self.lhs.output_field)
 
-    def process_rhs(self, compiler, connection):
+    def process_rhs(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> SQL:
         if not self.rhs_is_direct_value():
             return super().process_rhs(compiler, connection)
         sql, params = compiler.compile(self.id_set())
         return f"({sql})", params
 
-    def as_postgresql(self, compiler, connection):
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> SQL:
         if not (self.rhs_is_direct_value() or isinstance(self.rhs, IdSet)):
             return self.as_sql(compiler, connection)
         # "= ANY(array)": PostgreSQL plans it as a list of values, a little

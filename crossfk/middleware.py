@@ -16,10 +16,13 @@ Like ``ATOMIC_REQUESTS``, it covers the view (and the rendering of a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.db import connections, transaction
+from django.http import HttpRequest, HttpResponse
 
 from crossfk.transaction import atomic
 
@@ -27,15 +30,21 @@ from crossfk.transaction import atomic
 class AtomicRequestsMiddleware:
     sync_capable, async_capable = True, False
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         with ExitStack() as blocks:
-            request._crossfk_blocks = blocks
+            request._crossfk_blocks = blocks  # type: ignore[attr-defined]
             return self.get_response(request)
 
-    def process_view(self, request, view_func, view_args, view_kwargs) -> None:
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: Any,
+        view_kwargs: Any,
+    ) -> None:
         aliases = [
             alias
             for alias in connections
@@ -47,10 +56,11 @@ class AtomicRequestsMiddleware:
                 "ATOMIC_REQUESTS cannot; decorate it with non_atomic_requests."
             )
         if aliases:
-            request._crossfk_blocks.enter_context(atomic(*aliases))
-            request._crossfk_aliases = aliases
+            blocks: ExitStack = request._crossfk_blocks  # type: ignore[attr-defined]
+            blocks.enter_context(atomic(*aliases))
+            request._crossfk_aliases = aliases  # type: ignore[attr-defined]
 
-    def process_exception(self, request, exception) -> None:
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         # The view raised: roll back, as ATOMIC_REQUESTS does, whether or not
         # another middleware turns the exception into a response.
         for alias in getattr(request, "_crossfk_aliases", ()):

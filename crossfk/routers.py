@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, models
@@ -24,15 +26,16 @@ def partition_for_label(app_label: str, model_name: str | None = None) -> str:
     if model_name is not None:
         for label, alias in partitions.items():
             if "." in label and label.lower() == f"{app_label}.{model_name}".lower():
-                return alias
-    return partitions.get(app_label, DEFAULT_DB_ALIAS)
+                return str(alias)
+    return str(partitions.get(app_label, DEFAULT_DB_ALIAS))
 
 
 def partition_for_model(model: type[models.Model]) -> str:
     """The alias a model lives in: its manager, else the settings, else default."""
     opts = model._meta
-    if opts.auto_created:  # A many-to-many through table lives with its owner.
-        return partition_for_model(opts.auto_created)
+    owner = opts.auto_created
+    if isinstance(owner, type):  # A many-to-many through table lives with it.
+        return partition_for_model(owner)
     return declared_alias(model) or partition_for_label(opts.app_label, opts.model_name)
 
 
@@ -44,19 +47,21 @@ class PartitionRouter:
     to the wrong server.
     """
 
-    def db_for_read(self, model: type[models.Model], **hints) -> str:
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str:
         return partition_for_model(model)
 
-    def db_for_write(self, model: type[models.Model], **hints) -> str:
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str:
         return partition_for_model(model)
 
-    def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints) -> bool:
+    def allow_relation(
+        self, obj1: models.Model, obj2: models.Model, **hints: Any
+    ) -> bool:
         # A real ForeignKey across partitions would join across servers; keep
         # Django's refusal. CrossDBForeignKey does not ask the router.
         return partition_for_model(type(obj1)) == partition_for_model(type(obj2))
 
     def allow_migrate(
-        self, db: str, app_label: str, model_name: str | None = None, **hints
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
     ) -> bool | None:
         if model_name is None:
             model = hints.get("model")

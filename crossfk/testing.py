@@ -26,7 +26,9 @@ def capture_queries_per_db(
 
 
 @contextmanager
-def assert_queries_per_db(expected: Mapping[str, int]) -> Iterator[dict]:
+def assert_queries_per_db(
+    expected: Mapping[str, int],
+) -> Iterator[dict[str, CaptureQueriesContext]]:
     """Fail unless each named alias ran exactly its expected number of queries.
 
     Aliases not named are not checked. The failure lists every captured
