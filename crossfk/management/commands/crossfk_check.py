@@ -9,20 +9,22 @@ one query for which of their targets exist. Pages are read by primary key
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
-from crossfk.fields import CrossDBForeignKey
-from crossfk.relations import cross_foreign_keys
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
+
+from crossfk.relations import CrossRelation, cross_foreign_keys
 
 FIXES = ("delete", "null")
 
 
-def named_fields(labels: list[str]) -> list[CrossDBForeignKey]:
+def named_fields(labels: list[str]) -> list[CrossRelation]:
     """The fields named by ``app_label[.Model[.field]]`` labels (all if none)."""
     fields = cross_foreign_keys()
     if not labels:
         return fields
-    selected = []
+    selected: list[CrossRelation] = []
     for label in labels:
         parts = label.lower().split(".")
         matches = [
@@ -45,7 +47,7 @@ class Command(BaseCommand):
         "CrossDBForeignKey. Exits with status 1 while any is found and not fixed."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "labels",
             nargs="*",
@@ -65,7 +67,15 @@ class Command(BaseCommand):
             help="Referencing rows read per query (default 2000).",
         )
 
-    def handle(self, *args, labels, fix, batch_size, verbosity, **options):
+    def handle(
+        self,
+        *args: Any,
+        labels: list[str],
+        fix: str | None,
+        batch_size: int,
+        verbosity: int,
+        **options: Any,
+    ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         fields = named_fields(labels)
@@ -100,7 +110,9 @@ class Command(BaseCommand):
                 returncode=1,
             )
 
-    def scan(self, field: CrossDBForeignKey, fix, batch_size, verbosity) -> int:
+    def scan(
+        self, field: CrossRelation, fix: str | None, batch_size: int, verbosity: int
+    ) -> int:
         """Count (and fix) one field's dangling references, page by page."""
         rows = field.model._base_manager.using(field.referencing_alias)
         show_progress = self.stderr.isatty()
@@ -111,12 +123,12 @@ class Command(BaseCommand):
             page = rows.order_by(pk_name)
             if last_pk is not None:
                 page = page.filter(pk__gt=last_pk)
-            page = list(page.values_list(pk_name, field.attname)[:batch_size])
-            if not page:
+            rows_read = list(page.values_list(pk_name, field.attname)[:batch_size])
+            if not rows_read:
                 break
-            last_pk, scanned = page[-1][0], scanned + len(page)
-            missing = set(field.missing_target_ids(target for _, target in page))
-            broken = [(pk, target) for pk, target in page if target in missing]
+            last_pk, scanned = rows_read[-1][0], scanned + len(rows_read)
+            missing = set(field.missing_target_ids(target for _, target in rows_read))
+            broken = [(pk, target) for pk, target in rows_read if target in missing]
             dangling += len(broken)
             if verbosity >= 2:
                 for pk, target in broken:
@@ -134,7 +146,9 @@ class Command(BaseCommand):
             self.stderr.write("")
         return dangling
 
-    def fix(self, rows, field, fix, pks) -> None:
+    def fix(
+        self, rows: QuerySet[Any], field: CrossRelation, fix: str, pks: list[Any]
+    ) -> None:
         broken_rows = rows.filter(pk__in=pks)
         if fix == "delete":
             broken_rows.delete()

@@ -10,6 +10,7 @@ back.
 """
 
 from collections import defaultdict
+from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -19,7 +20,8 @@ from crossfk.transaction import PREPARED_GID, finish_prepared
 
 def prepared_blocks() -> dict[str, tuple[int, dict[int, tuple[str, str]]]]:
     """Every crossfk block with prepared transactions: its size and members."""
-    sizes, members = {}, defaultdict(dict)
+    sizes: dict[str, int] = {}
+    members: defaultdict[str, dict[int, tuple[str, str]]] = defaultdict(dict)
     for alias in connections:
         connection = connections[alias]
         if connection.vendor != "postgresql":
@@ -50,7 +52,7 @@ class Command(BaseCommand):
         "left prepared on PostgreSQL after a crash."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         blocks = prepared_blocks()
         for block, (count, members) in sorted(blocks.items()):
             commit = decided_to_commit(set(members), count)

@@ -1,8 +1,10 @@
 """``migrate_all``: run ``migrate`` on every database alias in turn."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         "each one receives."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "app_label", nargs="?", help="App label of an application to migrate."
         )
@@ -22,7 +24,7 @@ class Command(BaseCommand):
             "--noinput", "--no-input", action="store_false", dest="interactive"
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         positional = [
             options[name]
             for name in ("app_label", "migration_name")
