@@ -18,8 +18,10 @@ referencing model.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from itertools import chain
 from operator import attrgetter
+from typing import Any
 
 from django.db import connections
 from django.db.models import (
@@ -35,6 +37,7 @@ from django.db.models import (
 from django.db.models.deletion import Collector
 
 from crossfk.locking import lock_for_update
+from crossfk.relations import CrossRelation
 from crossfk.transaction import (
     atomic,
     declare,
@@ -42,6 +45,9 @@ from crossfk.transaction import (
     roll_back_together,
     settle_together,
 )
+
+# The attribute of each collector that names the delete it takes part in.
+DELETION = "crossfk_deletion"
 
 # What one collector deletes of one model: (collector, model, instances).
 Batch = tuple[Collector, type[Model], list[Model]]
@@ -56,6 +62,10 @@ def has_writes(collector: Collector) -> bool:
     )
 
 
+# The action a CrossDBForeignKey was declared with: CASCADE, PROTECT, ...
+OnDelete = Callable[[Collector, Any, Any, str], None]
+
+
 class CrossDBOnDelete:
     """The ``on_delete`` Django's Collector sees for a CrossDBForeignKey."""
 
@@ -63,10 +73,16 @@ class CrossDBOnDelete:
     # the target's database, which does not hold them.
     lazy_sub_objs = True
 
-    def __init__(self, action) -> None:
+    def __init__(self, action: OnDelete) -> None:
         self.action = action
 
-    def __call__(self, collector, field, sub_objs, using) -> None:
+    def __call__(
+        self,
+        collector: Collector,
+        field: CrossRelation,
+        sub_objs: QuerySet[Any],
+        using: str,
+    ) -> None:
         CrossDeletion.attach(collector).apply(self.action, field, sub_objs)
 
 
@@ -78,34 +94,39 @@ class CrossDeletion:
         self.collectors: dict[str, Collector] = {root.using: root}
         # Every collected model, in the order one Collector would have met it.
         self.model_order: dict[type[Model], None] = {}
-        self.applied_actions = []
-        root.crossfk_deletion = self
+        # (action, field, referencing rows) of each cross relation met.
+        self.applied_actions: list[tuple[OnDelete, CrossRelation, QuerySet[Any]]] = []
+        setattr(root, DELETION, self)
         # The one place crossfk replaces a method of a Django object:
-        # Model.delete() and QuerySet.delete() call their Collector's
-        # delete(), and no Django API deletes over several databases.
-        root.delete = self.delete
+        # Model.delete() and QuerySet.delete() build a Collector and call its
+        # delete(), and no Django API deletes over several databases or lets
+        # a caller choose the Collector's class (see docs/internals.rst).
+        root.delete = self.delete  # type: ignore[method-assign]
 
     @classmethod
     def attach(cls, collector: Collector) -> CrossDeletion:
         """The delete ``collector`` takes part in; a new one for a root."""
-        return getattr(collector, "crossfk_deletion", None) or cls(collector)
+        deletion: CrossDeletion | None = getattr(collector, DELETION, None)
+        return deletion or cls(collector)
 
     def collector_for(self, alias: str) -> Collector:
         """The delete's collector for ``alias``, made on first use."""
         if alias not in self.collectors:
-            options = {}
+            options: dict[str, Any] = {}
             if hasattr(self.root, "force_collection"):  # Django 6.1
                 options["force_collection"] = self.root.force_collection
             # Of the root's class: the admin's NestedObjects then records, in
             # the other database too, what it lists on the confirmation page.
             collector = type(self.root)(using=alias, origin=self.root.origin, **options)
-            collector.crossfk_deletion = self
+            setattr(collector, DELETION, self)
             self.collectors[alias] = collector
         return self.collectors[alias]
 
     # Collecting --------------------------------------------------------------
 
-    def apply(self, action, field, sub_objs) -> None:
+    def apply(
+        self, action: OnDelete, field: CrossRelation, sub_objs: QuerySet[Any]
+    ) -> None:
         """Run ``action`` for the rows of ``field`` that refer to deleted targets."""
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
@@ -116,7 +137,9 @@ class CrossDeletion:
         self.note_collected_models()
         self.gather_restricted()
 
-    def run(self, action, field, sub_objs) -> None:
+    def run(
+        self, action: OnDelete, field: CrossRelation, sub_objs: QuerySet[Any]
+    ) -> None:
         """Call ``action`` as Django's Collector does, in the rows' own collector."""
         collector = self.collector_for(field.referencing_alias)
         if action is CASCADE:
@@ -128,8 +151,11 @@ class CrossDeletion:
             # gather_restricted() hands them to the root.
             action(collector, field, sub_objs, collector.using)
 
-    def cascade(self, collector, field, sub_objs) -> None:
-        rows = sub_objs  # a queryset, so that the Collector may fast-delete it
+    def cascade(
+        self, collector: Collector, field: CrossRelation, sub_objs: QuerySet[Any]
+    ) -> None:
+        # A queryset, so that the Collector may fast-delete it.
+        rows: Any = sub_objs
         is_nested = hasattr(collector, "edges")  # the admin's NestedObjects
         if is_nested:
             rows = list(sub_objs)
@@ -145,7 +171,7 @@ class CrossDeletion:
         if is_nested and collector is not self.root:
             self.show_on_root(collector)
 
-    def cache_targets(self, field, rows) -> None:
+    def cache_targets(self, field: CrossRelation, rows: list[Model]) -> None:
         """Give each row its collected target.
 
         NestedObjects names each row's target; it then has the one in hand
@@ -162,14 +188,15 @@ class CrossDeletion:
             if target is not None:
                 field.set_cached_value(row, target)
 
-    def show_on_root(self, collector) -> None:
+    def show_on_root(self, collector: Any) -> None:
         """Copy another database's NestedObjects findings onto the root's page."""
+        root: Any = self.root  # A NestedObjects, as collector is.
         for source, targets_of_source in collector.edges.items():
-            edges = self.root.edges.setdefault(source, [])
+            edges = root.edges.setdefault(source, [])
             edges.extend(t for t in targets_of_source if t not in edges)
         for model, objs in collector.model_objs.items():
-            self.root.model_objs[model] |= objs
-        self.root.protected |= collector.protected
+            root.model_objs[model] |= objs
+        root.protected |= collector.protected
 
     def note_collected_models(self) -> None:
         """Append the models collected since the last call to ``model_order``.
@@ -190,16 +217,18 @@ class CrossDeletion:
         top-level collect() ends makes it raise Django's RestrictedError,
         naming the model the delete started from.
         """
-        restricted = self.root.restricted_objects
+        # django-stubs key restricted_objects by instance; Django by model.
+        restricted: Any = self.root.restricted_objects
         for collector in self.collectors.values():
             if collector is not self.root:
-                for model, objs_by_field in collector.restricted_objects.items():
+                restricted_here: Any = collector.restricted_objects
+                for model, objs_by_field in restricted_here.items():
                     for field, objs in objs_by_field.items():
                         restricted[model].setdefault(field, set()).update(objs)
                 collector.restricted_objects.clear()
         for collector in self.collectors.values():
             for model, instances in collector.data.items():
-                self.root.clear_restricted_objects_from_set(model, instances)
+                self.root.clear_restricted_objects_from_set(model, set(instances))
             for queryset in collector.fast_deletes:
                 self.root.clear_restricted_objects_from_queryset(
                     queryset.model, queryset
@@ -230,7 +259,7 @@ class CrossDeletion:
                 owning_block(self.aliases_to_write(), "The delete's recheck")
             batches = self.sort()
             self.send_pre_delete(batches)
-            deleted_counter = Counter()
+            deleted_counter: Counter[str] = Counter()
             self.fast_delete_and_update(deleted_counter)
             self.delete_batches(batches, deleted_counter)
         self.clear_primary_keys(batches)
@@ -259,10 +288,10 @@ class CrossDeletion:
         pks = ", ".join(str(instance.pk) for instance in list(instances)[:10])
         return f"{model._meta.object_name} {pks}"
 
-    def targets_of_cross_relations(self) -> dict:
+    def targets_of_cross_relations(self) -> dict[CrossRelation, set[Any]]:
         """{field: target values deleted} for each cross relation whose
         on_delete this delete applies."""
-        targets = defaultdict(set)
+        targets: defaultdict[CrossRelation, set[Any]] = defaultdict(set)
         for _, field, _ in self.applied_actions:
             target_model, attname = field.remote_field.model, field.target_field.attname
             targets[field].update(
@@ -281,15 +310,20 @@ class CrossDeletion:
         """
         self.note_collected_models()
         sorter = Collector(using=self.root.using)
-        sorter.data = dict.fromkeys(self.model_order)
+        sorter.data = {model: [] for model in self.model_order}
+        sorted_data: dict[Collector, dict[type[Model], list[Model]]] = {}
         for collector in self.collectors.values():
-            for model, dependencies in collector.dependencies.items():
-                sorter.dependencies[model] |= dependencies
-            for model, instances in collector.data.items():
-                collector.data[model] = sorted(instances, key=attrgetter("pk"))
+            dependencies: Any = collector.dependencies  # By model, in Django.
+            for model, depended_on in dependencies.items():
+                sorter.dependencies[model] |= depended_on
+            sorted_data[collector] = {
+                model: sorted(instances, key=attrgetter("pk"))
+                for model, instances in collector.data.items()
+            }
+            collector.data.update(sorted_data[collector])
         sorter.sort()
         return [
-            (collector, model, collector.data[model])
+            (collector, model, sorted_data[collector][model])
             for model in sorter.data
             for collector in self.collectors.values()
             if model in collector.data
@@ -299,7 +333,7 @@ class CrossDeletion:
         for batch in batches:
             self.send(signals.pre_delete, batch)
 
-    def send(self, signal, batch: Batch) -> None:
+    def send(self, signal: signals.ModelSignal, batch: Batch) -> None:
         """Send ``signal`` for each row of ``batch``, as Django's Collector does."""
         collector, model, instances = batch
         if not model._meta.auto_created:
@@ -311,7 +345,7 @@ class CrossDeletion:
                     origin=self.root.origin,
                 )
 
-    def fast_delete_and_update(self, deleted_counter: Counter) -> None:
+    def fast_delete_and_update(self, deleted_counter: Counter[str]) -> None:
         """Each database's fast deletes, then its field updates.
 
         Django's ``Collector.delete()`` does exactly these two phases for a
@@ -327,7 +361,9 @@ class CrossDeletion:
             phases.field_updates = collector.field_updates
             deleted_counter.update(phases.delete()[1])
 
-    def delete_batches(self, batches: list[Batch], deleted_counter: Counter) -> None:
+    def delete_batches(
+        self, batches: list[Batch], deleted_counter: Counter[str]
+    ) -> None:
         """Delete each batch and send its post_delete, as Django does."""
         # Django sends post_delete in descending primary key order.
         for _, _, instances in batches:
@@ -368,7 +404,7 @@ class CrossDeletion:
 
     def lock_targets(self) -> None:
         """Lock FOR UPDATE, in their own database, the targets of every action."""
-        target_pks = defaultdict(set)
+        target_pks: defaultdict[tuple[str, type[Model]], set[Any]] = defaultdict(set)
         for _, field, _ in self.applied_actions:
             model = field.remote_field.model
             for alias, collector in self.collectors.items():
@@ -380,9 +416,10 @@ class CrossDeletion:
 
     def raise_if_restricted(self) -> None:
         """Raise Django's RestrictedError for the root's restricted rows, if any."""
+        restricted: Any = self.root.restricted_objects
         restricted = {
             f"'{model.__name__}.{field.name}'": objs
-            for model, objs_by_field in self.root.restricted_objects.items()
+            for model, objs_by_field in restricted.items()
             for field, objs in objs_by_field.items()
             if objs
         }
