@@ -10,25 +10,38 @@ rather than a broken constraint, and assignment does not ask the router
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
+from django.db.models import Model, QuerySet
 from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 
 from crossfk.idsets import IdSet
 
+# django-stubs make the descriptor generic; Django's cannot be subscripted.
+if TYPE_CHECKING:
+    ForwardDescriptor = ForwardManyToOneDescriptor[Any]
+else:
+    ForwardDescriptor = ForwardManyToOneDescriptor
 
-class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
-    def get_queryset(self, **hints):
-        queryset = self.field.remote_field.model._base_manager.db_manager(
-            self.field.target_alias, hints=hints
-        ).all()
+
+class CrossDBForwardDescriptor(ForwardDescriptor):
+    field: Any  # A CrossDBForeignKey: crossfk.fields imports this module.
+
+    def get_queryset(self, **hints: Any) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = (
+            self.field.remote_field.model._base_manager.db_manager(
+                self.field.target_alias, hints=hints
+            ).all()
+        )
         instance = hints.get("instance")
         if instance is not None and hasattr(instance._state, "fetch_mode"):
             # Django 6.1+: related objects inherit the instance's fetch mode.
-            queryset = queryset.fetch_mode(instance._state.fetch_mode)
+            queryset = queryset.fetch_mode(instance._state.fetch_mode)  # type: ignore[attr-defined]
         return queryset
 
-    def __get__(self, instance, cls=None):
+    def __get__(self, instance: Model | None, cls: type[Model] | None = None) -> Any:
         if instance is not None:
             # The cached read, at Django's own cost: no extra frame around it.
             cached = instance._state.fields_cache.get(self.field.cache_name)
@@ -39,13 +52,13 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         except self.RelatedObjectDoesNotExist:
             # A prefetch found no target for a non-null id: still a dangling
             # id, to be named as such rather than "Link has no post."
-            if getattr(instance, self.field.attname) is None:
+            if instance is None or getattr(instance, self.field.attname) is None:
                 raise
             raise self.RelatedObjectDoesNotExist(
                 self.dangling_message(instance)
             ) from None
 
-    def get_object(self, instance):
+    def get_object(self, instance: Model) -> Model:
         try:
             return super().get_object(instance)
         except self.field.remote_field.model.DoesNotExist:
@@ -53,7 +66,7 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
                 self.dangling_message(instance)
             ) from None
 
-    def dangling_message(self, instance) -> str:
+    def dangling_message(self, instance: Model) -> str:
         field = self.field
         target = field.remote_field.model._meta.object_name
         return (
@@ -63,7 +76,9 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
             f"which does not exist in database '{field.target_alias}'."
         )
 
-    def get_prefetch_querysets(self, instances, querysets=None):
+    def get_prefetch_querysets(
+        self, instances: list[Model], querysets: list[QuerySet[Any]] | None = None
+    ) -> tuple[QuerySet[Any], Callable[..., Any], Callable[..., Any], bool, str, bool]:
         """Fetch every instance's target in one query on the target's alias."""
         if querysets and len(querysets) != 1:
             raise ValueError(
@@ -73,7 +88,7 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         field = self.field
         if querysets:
             queryset = querysets[0]
-            if queryset._db is None:
+            if queryset._db is None:  # type: ignore[attr-defined]
                 queryset = queryset.using(field.target_alias)
         else:
             queryset = self.get_queryset(instance=instances[0])
@@ -95,7 +110,7 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
             False,
         )
 
-    def prefetch_into(self, instances: list) -> None:
+    def prefetch_into(self, instances: list[Model]) -> None:
         """``prefetch_related(<this relation>)`` on ``instances``, without the
         generic steps of Django's machinery: the instances whose target is
         not cached yet get theirs from one query, or None for a dangling id."""
@@ -105,7 +120,7 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
             obj for obj in instances if cache_name not in obj._state.fields_cache
         ]
         ids = {getattr(obj, attname) for obj in pending} - {None}
-        targets = {}
+        targets: dict[Any, Model] = {}
         if ids:
             target_attname = field.target_field.attname
             queryset = self.get_queryset(instance=pending[0]).filter(
@@ -116,7 +131,7 @@ class CrossDBForwardDescriptor(ForwardManyToOneDescriptor):
         for obj in pending:
             obj._state.fields_cache[cache_name] = targets.get(getattr(obj, attname))
 
-    def __set__(self, instance, value):
+    def __set__(self, instance: Model, value: Model | None) -> None:
         # Django's own assignment, less two router calls: allow_relation()
         # rightly refuses real foreign keys between partitions, and
         # db_for_write(instance=value) would place the instance in its

@@ -2,7 +2,7 @@
 
 No database can join to a table on another server, so a lookup that crosses a
 ``CrossDBForeignKey`` (``filter(post__title="Django")``) is split in two: the
-target database is asked for the matching ids, and the local column is
+target database is asked for the matching ids, and the id column is
 filtered on them. Both halves are lazy; the ids are read when the outer query
 is compiled. Anything else that would need a join across the boundary
 (ordering, ``values()``, ``select_related``) raises ``FieldError`` instead of
@@ -16,111 +16,51 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import django
-from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.core.exceptions import FieldError
 from django.db import models
 from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.constants import LOOKUP_SEP
-from django.db.models.query import ModelIterable
+from django.db.models.options import Options
+from django.db.models.query import BaseIterable, ModelIterable
 from django.db.models.sql import Query
 
 from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
 from crossfk.idsets import IdSet
+from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.values import (
     Across,
     CrossValues,
     CrossValuesIterable,
     key_name,
-    remote_name,
+    name_across,
 )
 
 # Django's own depth limit for a bare select_related().
 SELECT_RELATED_MAX_DEPTH = 5
 
 
-def cross_field_of(field) -> CrossDBForeignKey | None:
-    """The CrossDBForeignKey behind ``field``, from either end of the relation."""
-    if isinstance(field, CrossDBForeignKey):
-        return field
-    is_reverse = field.is_relation and field.auto_created and not field.concrete
-    if is_reverse and isinstance(getattr(field, "field", None), CrossDBForeignKey):
-        return field.field
-    return None
-
-
-@dataclass(frozen=True)
-class CrossStep:
-    """Where a ``select_related()`` or ``values()`` path leaves its database."""
-
-    prefix: str  # the path up to the cross relation, in this database
-    field: CrossDBForeignKey
-    is_reverse: bool
-    rest: str  # the path after it, in the other database
-
-    @property
-    def head(self) -> str:
-        """The path up to and including the cross relation."""
-        name = self.field.related_query_name() if self.is_reverse else self.field.name
-        return LOOKUP_SEP.join(filter(None, [self.prefix, name]))
-
-
-def cross_step(model, path: str) -> CrossStep | None:
-    """The first step of ``path`` that crosses databases, if any."""
-    names, opts = path.split(LOOKUP_SEP), model._meta
-    for position, name in enumerate(names):
-        try:
-            field = opts.pk if name == "pk" else opts.get_field(name)
-        except FieldDoesNotExist:
-            return None  # A lookup, transform or annotation: Django's to judge.
-        cross_field = cross_field_of(field)
-        if cross_field is not None:
-            return CrossStep(
-                prefix=LOOKUP_SEP.join(names[:position]),
-                field=cross_field,
-                is_reverse=field is not cross_field,
-                rest=LOOKUP_SEP.join(names[position + 1 :]),
-            )
-        if field.related_model is None:
-            return None
-        opts = field.related_model._meta
-    return None
-
-
-def reads_local_column(step: CrossStep) -> bool:
-    """Whether a forward path reads only the id the relation stores
-    (``post``, ``post__id``, ``post__pk``, ``post__in``, ``post__id__gt``):
-    Django answers it from its own column."""
-    if step.is_reverse:
-        return False
-    rest = step.rest.split(LOOKUP_SEP) if step.rest else []
-    if not rest:
-        return True
-    target_field = step.field.target_field
-    target_names = {target_field.name, target_field.attname}
-    if target_field.primary_key:
-        target_names.add("pk")  # With to_field, target__pk needs the target.
-    if rest[0] in target_names:
-        return len(rest) == 1 or target_field.get_lookup(rest[1]) is not None
-    return step.field.get_lookup(rest[0]) is not None
-
-
 @dataclass(frozen=True)
 class CrossLookup:
     """A lookup path that crosses a CrossDBForeignKey.
 
-    ``prefix`` is the part answered locally (ordinary relations, ending in
-    ``__`` when present), ``field`` the crossed relation, ``is_reverse`` the
-    direction, and ``remote_lookup`` what the other database must answer.
+    ``prefix`` is the part answered in the queryset's own database
+    (ordinary relations, ending in ``__`` when present), ``field`` the
+    crossed relation, ``is_reverse`` the direction, and ``lookup_across``
+    what the other database must answer.
     """
 
     prefix: str
     field: CrossDBForeignKey
     is_reverse: bool
-    remote_lookup: str
+    lookup_across: str
 
     @classmethod
-    def resolve(cls, model, lookup: str, value=None) -> CrossLookup | None:
-        """Split ``lookup`` at the relation it crosses; None if it stays local.
+    def resolve(
+        cls, model: type[models.Model], lookup: str, value: object = None
+    ) -> CrossLookup | None:
+        """Split ``lookup`` at the relation it crosses; None if it stays in
+        the queryset's own database.
 
         A queryset ``value`` (``post__in=Post.objects.filter(...)``) is read
         in its own database, so it makes any lookup on the relation cross.
@@ -132,7 +72,7 @@ class CrossLookup:
         if step.is_reverse:
             return cls(prefix, step.field, True, step.rest)
         rest = step.rest.split(LOOKUP_SEP) if step.rest else []
-        if not isinstance(value, (QuerySet, Query)) and reads_local_column(step):
+        if not isinstance(value, (QuerySet, Query)) and reads_own_column(step):
             return None
         if not rest or step.field.get_lookup(rest[0]) is not None:
             # post__in=<queryset>: as Django's RelatedIn, a query that selects
@@ -147,11 +87,11 @@ class CrossLookup:
         return self.is_reverse or bool(self.prefix)
 
     @property
-    def group_key(self) -> tuple:
+    def group_key(self) -> tuple[str, CrossDBForeignKey, bool]:
         return (self.prefix, self.field, self.is_reverse)
 
     def as_q(self, conditions: list[tuple[str, object]]) -> Q:
-        """A local Q on the id column, fed by a lazy query on the other side."""
+        """A Q on the id column, fed by a lazy query in the other database."""
         field = self.field
         if self.is_reverse:
             return self.reverse_q(conditions)
@@ -161,41 +101,44 @@ class CrossLookup:
             .filter(Q(*conditions))
             .values_list(target_field.attname, flat=True)
         )
-        local = Q((f"{self.prefix}{field.attname}__in", IdSet(target_ids, field)))
+        column = f"{self.prefix}{field.attname}"
+        q = Q((f"{column}__in", IdSet(target_ids, field)))
         if matches_missing_row(conditions):
-            local |= Q((f"{self.prefix}{field.attname}__isnull", True))
-        return local
+            q |= Q((f"{column}__isnull", True))
+        return q
 
-    def reverse_q(self, conditions) -> Q:
+    def reverse_q(self, conditions: list[tuple[str, object]]) -> Q:
         """Targets that some referencing row matching ``conditions`` refers to.
 
         Conditions on the relation itself (``links=obj``, ``links__in=[...]``,
         ``links=None``) are conditions on the referencing row's pk.
         """
         field = self.field
-        source_queryset = CrossQuerySet(field.model, using=field.referencing_alias)
+        referencing_rows: CrossQuerySet[Any, Any] = CrossQuerySet(
+            field.model, using=field.referencing_alias
+        )
         opts = field.model._meta
         field_names = {"pk"} | {f.name for f in opts.get_fields()}
-        remote_conditions = []
+        conditions_across = []
         for lookup, value in conditions:
             if lookup.split(LOOKUP_SEP, 1)[0] not in field_names:
                 lookup = LOOKUP_SEP.join(filter(None, ["pk", lookup]))
                 value = primary_keys(value)
-            remote_conditions.append((lookup, value))
-        local = f"{self.prefix}{field.target_field.attname}__in"
+            conditions_across.append((lookup, value))
+        column_in = f"{self.prefix}{field.target_field.attname}__in"
         referenced = Q()
-        if not all(holds_only_for_null(opts, *c) for c in remote_conditions):
-            source_ids = source_queryset.filter(Q(*remote_conditions))
-            referenced = Q((local, self.source_id_set(source_ids)))
-        if not matches_missing_row(remote_conditions):
+        if not all(holds_only_for_null(opts, *c) for c in conditions_across):
+            matching_rows = referencing_rows.filter(Q(*conditions_across))
+            referenced = Q((column_in, self.referenced_id_set(matching_rows)))
+        if not matches_missing_row(conditions_across):
             return referenced
-        return referenced | self.unreferenced_q(source_queryset)
+        return referenced | self.unreferenced_q(referencing_rows)
 
-    def unreferenced_q(self, source_queryset) -> Q:
+    def unreferenced_q(self, referencing_rows: QuerySet[Any, Any]) -> Q:
         """Targets that nothing refers to: what a join's NULLs match too."""
         field = self.field
-        every_reference = source_queryset.filter(**{f"{field.attname}__isnull": False})
-        referenced_ids = self.source_id_set(every_reference)
+        every_reference = referencing_rows.filter(**{f"{field.attname}__isnull": False})
+        referenced_ids = self.referenced_id_set(every_reference)
         target_attname = field.target_field.attname
         if not self.prefix:
             return ~Q((f"{target_attname}__in", referenced_ids))
@@ -207,14 +150,14 @@ class CrossLookup:
                 **{f"{target_attname}__in": referenced_ids}
             )
         ).values(target_attname)
-        local = f"{self.prefix}{target_attname}"
-        return Q((f"{local}__in", unreferenced)) | Q((f"{local}__isnull", True))
+        column = f"{self.prefix}{target_attname}"
+        return Q((f"{column}__in", unreferenced)) | Q((f"{column}__isnull", True))
 
-    def source_id_set(self, source_queryset) -> IdSet:
-        """The targets' ids that the rows of ``source_queryset`` hold."""
+    def referenced_id_set(self, referencing_rows: QuerySet[Any, Any]) -> IdSet:
+        """The targets' ids that the rows of ``referencing_rows`` hold."""
         field = self.field
         return IdSet(
-            source_queryset.values_list(field.attname, flat=True), field.target_field
+            referencing_rows.values_list(field.attname, flat=True), field.target_field
         )
 
 
@@ -235,7 +178,7 @@ def is_null_test(lookup: str, value: object) -> bool:
     return value is None
 
 
-def holds_only_for_null(opts, lookup: str, value: object) -> bool:
+def holds_only_for_null(opts: Options[Any], lookup: str, value: object) -> bool:
     """Whether no existing row can match: a NULL test of a non-null column."""
     if not is_null_test(lookup, value):
         return False
@@ -246,10 +189,10 @@ def holds_only_for_null(opts, lookup: str, value: object) -> bool:
         f"{name}{LOOKUP_SEP}isnull",
         f"{name}{LOOKUP_SEP}exact",
     )
-    return single_column and field.concrete and not field.null
+    return single_column and field.concrete and not getattr(field, "null", True)
 
 
-def selected_target_name(field: CrossDBForeignKey, query) -> str:
+def selected_target_name(field: CrossDBForeignKey, query: object) -> str:
     """What ``field__in=query`` compares with: the target, or what it selects."""
     query = getattr(query, "query", query)
     if isinstance(query, Query) and not query.has_select_fields:
@@ -283,9 +226,13 @@ def null_as_isnull(lookup: str, value: object) -> Q | None:
 
 
 def split_cross_lookups(
-    model, q: Q, branch_negated: bool = False, current_negated: bool = False
+    model: type[models.Model],
+    q: Q,
+    branch_negated: bool = False,
+    current_negated: bool = False,
 ) -> Q:
-    """Rewrite every lookup in ``q`` that crosses databases into a local one.
+    """Rewrite every lookup in ``q`` that crosses databases into one on this
+    database's own columns.
 
     Lookups on the same relation inside one AND node become a single query
     on the other side, so ``filter(links__url=..., links__title=...)`` keeps
@@ -296,7 +243,9 @@ def split_cross_lookups(
     """
     branch_negated = branch_negated or q.negated
     current_negated = current_negated != q.negated
-    children, groups = [], {}
+    children: list[Any] = []
+    groups: dict[tuple[Any, ...], tuple[CrossLookup, list[Any]]] = {}
+    child: Any
     for child in q.children:
         if isinstance(child, Q):
             children.append(
@@ -312,28 +261,37 @@ def split_cross_lookups(
             )
         elif q.connector == Q.AND and not (branch_negated and cross.is_multi_valued):
             groups.setdefault(cross.group_key, (cross, []))[1].append(
-                (cross.remote_lookup, child[1])
+                (cross.lookup_across, child[1])
             )
         else:
-            children.append(cross.as_q([(cross.remote_lookup, child[1])]))
+            children.append(cross.as_q([(cross.lookup_across, child[1])]))
     for cross, conditions in groups.values():
         children.append(cross.as_q(conditions))
-    split = Q(*children, _connector=q.connector, _negated=q.negated)
-    split.crossfk_split = True  # Query._add_q() meets nested nodes again.
-    return split
+    return SplitQ(*children, _connector=q.connector, _negated=q.negated)
+
+
+class SplitQ(Q):
+    """A Q whose lookups across databases are split already: Query._add_q()
+    meets the nested nodes again."""
 
 
 class CrossQuery(Query):
     """A Query that splits cross-database lookups and refuses cross joins."""
 
-    def _add_q(self, q_object, *args, **kwargs):
+    def _add_q(self, q_object: Q, *args: Any, **kwargs: Any) -> Any:
         # _add_q, not add_q: a Q inside an expression (an aggregate's filter,
         # When()) is resolved through it too.
-        if not getattr(q_object, "crossfk_split", False):
+        if not isinstance(q_object, SplitQ) and self.model is not None:
             q_object = split_cross_lookups(self.model, q_object)
-        return super()._add_q(q_object, *args, **kwargs)
+        return super()._add_q(q_object, *args, **kwargs)  # type: ignore[misc]
 
-    def names_to_path(self, names, opts, allow_many=True, fail_on_missing=False):
+    def names_to_path(
+        self,
+        names: list[str],
+        opts: Any,
+        allow_many: bool = True,
+        fail_on_missing: bool = False,
+    ) -> Any:
         path, final_field, targets, rest = super().names_to_path(
             names, opts, allow_many, fail_on_missing
         )
@@ -342,7 +300,7 @@ class CrossQuery(Query):
             if cross_field is None:
                 continue
             # A forward step that ends on the target's id is answered by the
-            # local column (Django trims the join); anything else would join.
+            # own column (Django trims the join); anything else would join.
             is_trimmed = (
                 info.direct
                 and position == len(path) - 1
@@ -362,10 +320,10 @@ class CrossQuery(Query):
         return path, final_field, targets, rest
 
 
-def bare_select_related(model, depth: int = 1) -> list[str]:
+def bare_select_related(model: Any, depth: int = 1) -> list[str]:
     """The paths a bare ``select_related()`` follows: every non-null forward
     relation, as Django does, a cross one included (and ended there)."""
-    paths = []
+    paths: list[str] = []
     for field in model._meta.fields:
         follows = (
             field.remote_field is not None
@@ -374,7 +332,7 @@ def bare_select_related(model, depth: int = 1) -> list[str]:
         )
         if not follows:
             continue
-        nested = []
+        nested: list[str] = []
         if depth < SELECT_RELATED_MAX_DEPTH and not isinstance(
             field, CrossDBForeignKey
         ):
@@ -385,7 +343,9 @@ def bare_select_related(model, depth: int = 1) -> list[str]:
     return paths
 
 
-def forward_descriptor(model, lookup) -> CrossDBForwardDescriptor | None:
+def forward_descriptor(
+    model: type[models.Model], lookup: object
+) -> CrossDBForwardDescriptor | None:
     """The descriptor a prefetch ``lookup`` names, when it is just a forward
     cross relation of ``model`` (``"post"``, or ``select_related("post")``)."""
     if isinstance(lookup, CrossSelect) and lookup.queryset is None:
@@ -417,13 +377,13 @@ class CrossSelect(Prefetch, Generic[LookupT, QuerySetT, ToAttrT]):  # type: igno
         cls, step: CrossStep, rests: tuple[str | None, ...]
     ) -> CrossSelect[str, Any, None]:
         """The prefetch of ``step``, selecting ``rests`` in the target's database."""
-        queryset = None
+        queryset: QuerySet[Any, Any] | None = None
         if rests:
             target = step.field.remote_field.model
             queryset = CrossQuerySet(target).select_related(
                 *(rest for rest in rests if rest is not None)
             )
-        prefetch = cls(step.head, queryset=queryset)
+        prefetch: CrossSelect[str, Any, None] = cls(step.head, queryset=queryset)  # type: ignore[assignment]
         prefetch.step, prefetch.rests = step, rests
         return prefetch
 
@@ -433,31 +393,44 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
 
     # What values() asks across databases, and the shape it asked for.
     _cross_values: CrossValues | None = None
-    _cross_values_shape: type | None = None
+    _cross_values_shape: type[BaseIterable[Any]] | None = None
+    # Django's own, which django-stubs leave out.
+    _prefetch_related_lookups: tuple[Any, ...]
+    _iterable_class: type[BaseIterable[Any]]
+    _prefetch_done: bool
 
-    def __init__(self, model=None, query=None, using=None, hints=None):
+    def __init__(
+        self,
+        model: type[ModelT] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(model, query or CrossQuery(model), using, hints)
 
-    def _clone(self):
-        clone = super()._clone()
+    def _clone(self) -> CrossQuerySet[ModelT, RowT]:
+        clone: CrossQuerySet[ModelT, RowT] = super()._clone()  # type: ignore[misc]
         clone._cross_values = self._cross_values
         clone._cross_values_shape = self._cross_values_shape
         return clone
 
-    def _values(self, *fields, **expressions):
-        local, across = [], {}
+    def _values(self, *fields: Any, **expressions: Any) -> CrossQuerySet[ModelT, Any]:
+        own: list[Any] = []
+        across: dict[str, Across] = {}
         for name in fields:
             step = cross_step(self.model, name) if isinstance(name, str) else None
-            if step is None or reads_local_column(step):
-                local.append(name)
+            if step is None or reads_own_column(step):
+                own.append(name)
                 continue
             if step.head not in across:
                 across[step.head] = Across(step, key_name(step), CrossQuerySet)
-            across[step.head].names[name] = remote_name(step)
+            across[step.head].names[name] = name_across(step)
         for relation in across.values():
             relation.check_names()
-        keys = [a.key for a in across.values() if a.key not in local]
-        clone = super()._values(*local, *keys, **expressions)
+        keys = [a.key for a in across.values() if a.key not in own]
+        clone: CrossQuerySet[ModelT, Any] = super()._values(  # type: ignore[misc]
+            *own, *keys, **expressions
+        )
         # Django ignores select_related() in values(): so do its prefetches.
         clone._prefetch_related_lookups = tuple(
             lookup
@@ -470,21 +443,24 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
             clone._cross_values = CrossValues(names, list(across.values()))
         return clone
 
-    def values(self, *fields, **expressions) -> CrossQuerySet:
+    def values(self, *fields: Any, **expressions: Any) -> CrossQuerySet[ModelT, Any]:
         return self.merge_across(super().values(*fields, **expressions))
 
-    def values_list(self, *fields, flat=False, named=False) -> CrossQuerySet:
+    def values_list(
+        self, *fields: Any, flat: bool = False, named: bool = False
+    ) -> CrossQuerySet[ModelT, Any]:
         return self.merge_across(super().values_list(*fields, flat=flat, named=named))
 
     @staticmethod
-    def merge_across(clone: CrossQuerySet) -> CrossQuerySet:
+    def merge_across(clone: QuerySet[Any, Any]) -> CrossQuerySet[Any, Any]:
         """Read the names across databases in a second query per chunk."""
+        assert isinstance(clone, CrossQuerySet)
         if clone._cross_values is not None:
             clone._cross_values_shape = clone._iterable_class
             clone._iterable_class = CrossValuesIterable
         return clone
 
-    def select_related(self, *fields: str | None) -> CrossQuerySet:
+    def select_related(self, *fields: str | None) -> CrossQuerySet[ModelT, RowT]:
         """Django's ``select_related()``; a path that crosses databases is
         fetched as a prefetch, one query per database."""
         if fields == (None,):
@@ -496,21 +472,26 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
             )
             return clone
         bare = not fields
-        local, across = [], {}
-        for path in fields or bare_select_related(self.model):
-            step = cross_step(self.model, path)
-            if step is None or step.is_reverse:
-                local.append(path)  # Django answers, or reports the error.
+        own: list[str] = []
+        across: dict[str, tuple[CrossStep, list[str | None]]] = {}
+        paths = [path for path in fields if path is not None]
+        for path in paths or bare_select_related(self.model):
+            step = cross_step(self.model, path) if path is not None else None
+            if path is None or step is None or step.is_reverse:
+                own.append(path)  # Django answers, or reports the error.
                 continue
             if step.prefix:
-                local.append(step.prefix)
+                own.append(step.prefix)
             # A bare select_related() goes on with a bare one over there.
             rest = None if bare else step.rest
             across.setdefault(step.head, (step, []))[1].append(rest)
-        clone = super().select_related(*local) if local else self._chain()
+        clone = super().select_related(*own) if own else self._chain()  # type: ignore[attr-defined]
+        assert isinstance(clone, CrossQuerySet)
         return clone.cross_select(across.values())
 
-    def cross_select(self, steps) -> CrossQuerySet:
+    def cross_select(
+        self, steps: Iterable[tuple[CrossStep, list[str | None]]]
+    ) -> CrossQuerySet[ModelT, RowT]:
         """Add a CrossSelect per step, merged with any already there."""
         lookups = list(self._prefetch_related_lookups)
         for step, rests in steps:
@@ -521,7 +502,7 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
                     break
             wanted = tuple(dict.fromkeys(rest for rest in rests if rest != ""))
             lookups.append(CrossSelect.of(step, wanted))
-        clone = self._chain()
+        clone: CrossQuerySet[ModelT, RowT] = self._chain()  # type: ignore[attr-defined]
         clone._prefetch_related_lookups = tuple(lookups)
         return clone
 
@@ -534,12 +515,14 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
             for lookup in list(lookups):
                 descriptor = forward_descriptor(self.model, lookup)
                 if descriptor is not None:
-                    descriptor.prefetch_into(self._result_cache)
+                    descriptor.prefetch_into(self._result_cache)  # type: ignore[arg-type]
                     lookups.remove(lookup)
-        prefetch_related_objects(self._result_cache, *lookups)
+        prefetch_related_objects(self._result_cache or [], *lookups)  # type: ignore[type-var]
         self._prefetch_done = True
 
-    def prefetch_cross(self, *lookups: str | Prefetch) -> CrossQuerySet:
+    def prefetch_cross(
+        self, *lookups: str | Prefetch[Any, Any, Any]
+    ) -> CrossQuerySet[ModelT, RowT]:
         """Prefetch related objects across databases, one query per level.
 
         The same machinery as ``prefetch_related()``, which crossfk's fields
@@ -556,7 +539,9 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
             if isinstance(field, CrossDBForeignKey) and field.enforce
         ]
 
-    def bulk_create(self, objs: Iterable[models.Model], *args, **kwargs) -> list:
+    def bulk_create(
+        self, objs: Iterable[ModelT], *args: Any, **kwargs: Any
+    ) -> list[ModelT]:
         objs = list(objs)
         # One existence query per relation for the whole batch; the per-row
         # check in pre_save() then has nothing left to do.
@@ -568,7 +553,7 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
                 mark_targets_verified(obj, field)
         return super().bulk_create(objs, *args, **kwargs)
 
-    def update(self, **kwargs) -> int:
+    def update(self, **kwargs: Any) -> int:
         for field in self.enforced_fields():
             for name in (field.name, field.attname):
                 value = kwargs.get(name)

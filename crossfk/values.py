@@ -1,10 +1,10 @@
 """``values()`` and ``values_list()`` across databases.
 
 No join reaches the other database, so a name such as ``"post__title"`` is
-answered in two steps per chunk of rows: the local query selects the id
-column the relation stores (``post_id``) beside the local names, then one
+answered in two steps per chunk of rows: the queryset's own query selects the id
+column the relation stores (``post_id``) beside its own names, then one
 query per relation reads the other side's values for the chunk's ids, and
-the rows are merged in Python, in the local query's order and in the shape
+the rows are merged in Python, in that query's order and in the shape
 ``values()``/``values_list()`` asked for. A reverse relation repeats the row
 for each related row, as a join does; a row with no related row gets
 ``None``s, as a LEFT OUTER JOIN gives.
@@ -12,9 +12,11 @@ for each related row, as a join does; a row with no related row gets
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice, product
 from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.query import (
@@ -26,17 +28,19 @@ from django.db.models.query import (
 )
 from django.db.models.utils import create_namedtuple_class
 
+from crossfk.paths import CrossStep
+
 
 @dataclass
 class Across:
     """The names of one ``values()`` call that read one cross relation."""
 
-    step: object  # crossfk.query.CrossStep
-    key: str  # the local name holding the id the relation compares
-    queryset_class: type  # CrossQuerySet: the other side may cross again
-    names: dict[str, str] = field(default_factory=dict)  # output -> remote name
+    step: CrossStep
+    key: str  # the own name holding the id the relation compares
+    queryset_class: Any  # CrossQuerySet: the other side may cross again
+    names: dict[str, str] = field(default_factory=dict)  # output -> name across
 
-    def other_side(self) -> tuple:
+    def other_side(self) -> tuple[Any, str, str]:
         """The model, alias and compared column of the relation's other end."""
         related = self.step.field
         if self.step.is_reverse:
@@ -50,22 +54,22 @@ class Across:
         model, alias, _ = self.other_side()
         self.queryset_class(model, using=alias).values(*self.names.values())
 
-    def values_by_key(self, keys: set) -> dict:
+    def values_by_key(self, keys: set[Any]) -> dict[Any, list[tuple[Any, ...]]]:
         """{key: [the related row's values, in the order of ``names``]},
         one query for ``keys``."""
         keys = keys - {None}
         if not keys:
             return {}
         model, alias, compared = self.other_side()
-        remote = list(dict.fromkeys(self.names.values()))
+        names_across = list(dict.fromkeys(self.names.values()))
         rows = (
             self.queryset_class(model, using=alias)
             .filter(**{f"{compared}__in": list(keys)})
             .order_by("pk")
-            .values_list(compared, *remote)
+            .values_list(compared, *names_across)
         )
-        positions = [remote.index(name) + 1 for name in self.names.values()]
-        found = {}
+        positions = [names_across.index(name) + 1 for name in self.names.values()]
+        found: dict[Any, list[tuple[Any, ...]]] = {}
         for row in rows:
             found.setdefault(row[0], []).append(tuple(row[p] for p in positions))
         return found
@@ -79,7 +83,7 @@ class CrossValues:
     across: list[Across]
 
     def sources(self) -> list[tuple[int | None, str]]:
-        """Where each output name is read: (None, name) from the local row,
+        """Where each output name is read: (None, name) from the own row,
         or (position of its relation, name)."""
         return [
             next(
@@ -94,21 +98,28 @@ class CrossValues:
         ]
 
 
-class CrossValuesIterable(BaseIterable):
+# django-stubs make BaseIterable generic; Django's cannot be subscripted.
+if TYPE_CHECKING:
+    Iterable = BaseIterable[Any]
+else:
+    Iterable = BaseIterable
+
+
+class CrossValuesIterable(Iterable):
     """Yield the rows of ``values()`` across databases.
 
     ``iterator()`` reads and merges a chunk of rows at a time; evaluating
-    the queryset reads every local row, then each relation once. A merged
-    row is the local row followed by each relation's values, from which
+    the queryset reads every own row, then each relation once. A merged
+    row is the own row followed by each relation's values, from which
     ``itemgetter()`` picks the output in order.
     """
 
-    def __iter__(self):
-        queryset = self.queryset
+    def __iter__(self) -> Iterator[Any]:
+        queryset: Any = self.queryset  # A CrossQuerySet
         spec, shape = queryset._cross_values, queryset._cross_values_shape
-        local = queryset._chain()
-        query = local.query
-        # The local row's columns, named as ValuesIterable names them.
+        own = queryset._chain()
+        query = own.query
+        # The own row's columns, named as ValuesIterable names them.
         columns = list(getattr(query, "selected", None) or ()) or [
             *query.extra_select,
             *query.values_select,
@@ -126,15 +137,15 @@ class CrossValuesIterable(BaseIterable):
             else starts[position] + list(spec.across[position].names).index(name)
             for position, name in spec.sources()
         ]
-        pick = itemgetter(*picked)
-        if len(picked) == 1:
-            pick = lambda merged, pick=pick: (pick(merged),)  # noqa: E731
+        pick = tuple_getter(picked)
         make = row_maker(shape, spec.names)
-        # DISTINCT ran over the local names and ids: the merged rows may
+        # DISTINCT ran over the own names and ids: the merged rows may
         # repeat, which a DISTINCT over the output would not.
-        seen = set() if query.distinct else None
+        seen: set[tuple[Any, ...]] | None = set() if query.distinct else None
         expands = any(relation.step.is_reverse for relation in spec.across)
-        rows = iter(ValuesListIterable(local, self.chunked_fetch, self.chunk_size))
+        rows: Iterator[tuple[Any, ...]] = iter(
+            ValuesListIterable(own, self.chunked_fetch, self.chunk_size)
+        )
         size = self.chunk_size if self.chunked_fetch else None
         while chunk := list(islice(rows, size)):
             # Per relation: the key's column, {key: [related values]}, and
@@ -162,7 +173,17 @@ class CrossValuesIterable(BaseIterable):
                     yield make(values)
 
 
-def row_maker(shape, names: list[str]):
+def tuple_getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Pick ``positions`` from a row, as a tuple even for one position."""
+    if len(positions) == 1:
+        (position,) = positions
+        return lambda row: (row[position],)
+    return itemgetter(*positions)
+
+
+def row_maker(
+    shape: type[BaseIterable[Any]], names: list[str]
+) -> Callable[[tuple[Any, ...]], Any]:
     """How a row's values become what ``values()``/``values_list()`` yields."""
     if shape is ValuesIterable:
         return lambda values: dict(zip(names, values, strict=True))
@@ -174,13 +195,13 @@ def row_maker(shape, names: list[str]):
     return lambda values: values
 
 
-def remote_name(step) -> str:
+def name_across(step: CrossStep) -> str:
     """The other side's name for what a path asks after the cross step."""
     return step.rest or "pk"
 
 
-def key_name(step) -> str:
-    """The local name holding the value a cross step compares."""
+def key_name(step: CrossStep) -> str:
+    """The own name holding the value a cross step compares."""
     related = step.field
-    local = related.target_field.attname if step.is_reverse else related.attname
-    return LOOKUP_SEP.join(filter(None, [step.prefix, local]))
+    own = related.target_field.attname if step.is_reverse else related.attname
+    return LOOKUP_SEP.join(filter(None, [step.prefix, own]))

@@ -11,7 +11,7 @@ from django.db.models import IntegerField, UUIDField
 from crossfk import transaction
 from crossfk.idsets import IdSet
 from crossfk.management.commands.crossfk_recover import decided_to_commit
-from crossfk.query import cross_step, reads_local_column
+from crossfk.paths import cross_step, reads_own_column
 from tests.testapp.models import Link, Post, Tag
 
 
@@ -118,7 +118,7 @@ def test_paths_that_stay_in_their_database_have_no_cross_step(path):
     ],
 )
 def test_a_path_ending_on_the_stored_id_reads_the_local_column(path, local):
-    assert reads_local_column(cross_step(Link, path)) is local
+    assert reads_own_column(cross_step(Link, path)) is local
 
 
 # The recovery decision ----------------------------------------------------------
