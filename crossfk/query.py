@@ -209,13 +209,13 @@ def primary_keys(value: object) -> object:
     return value
 
 
-# Django 6 reads a negated ``__in`` whose list holds None as "IN (the
-# others) OR IS NULL" over the join (#20024); Django 5.2 drops the None.
-NEGATED_IN_MATCHES_NULL = django.VERSION >= (6, 0)
+# Django 6.1 reads a negated ``__in`` whose list holds None as "IN (the
+# others) OR IS NULL" over the join (#20024); Django 5.2 and 6.0 drop the None.
+NEGATED_IN_MATCHES_NULL = django.VERSION >= (6, 1)
 
 
 def null_as_isnull(lookup: str, value: object) -> Q | None:
-    """``lookup__in=[..., None]`` as Django 6 reads it under a negation."""
+    """``lookup__in=[..., None]`` as Django 6.1 reads it under a negation."""
     if not (NEGATED_IN_MATCHES_NULL and lookup.endswith(f"{LOOKUP_SEP}in")):
         return None
     if not isinstance(value, (list, tuple, set, frozenset)) or None not in value:

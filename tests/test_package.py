@@ -1,5 +1,6 @@
-"""The package's shape: no import cycle between crossfk's modules, not even
-one hidden behind an import inside a function."""
+"""The package's shape: no import cycle between crossfk's modules (not even
+one behind an import inside a function), the documented check ids, one
+version, and classifiers that name what CI tests."""
 
 import ast
 import importlib
@@ -95,3 +96,17 @@ def test_factories_name_the_extra_when_factory_boy_is_missing(monkeypatch):
     monkeypatch.delitem(sys.modules, "crossfk.factories")
     with pytest.raises(ImportError, match=r"pip install 'crossfk\[factories\]'"):
         importlib.import_module("crossfk.factories")
+
+
+def test_the_classifiers_name_what_ci_tests():
+    ci = (PACKAGE.parent / ".ci" / "run").read_text()
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    djangos = set(re.findall(r"^DJANGO_\d+='django>=(\d+\.\d+),", ci, re.MULTILINE))
+    pythons = {"3.11"} | set(
+        re.findall(r"^PY3\d+=/root/\.pyenv/versions/(3\.\d+)", ci, re.MULTILINE)
+    )
+
+    assert djangos == set(re.findall(r'"Framework :: Django :: ([\d.]+)"', pyproject))
+    assert pythons == set(
+        re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    )
