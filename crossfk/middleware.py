@@ -28,6 +28,9 @@ from crossfk.transaction import atomic
 
 
 class AtomicRequestsMiddleware:
+    """Run each view in one ``crossfk.atomic`` over every database; put it
+    last in ``MIDDLEWARE`` and leave ``ATOMIC_REQUESTS`` off."""
+
     sync_capable, async_capable = True, False
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

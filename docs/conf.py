@@ -23,7 +23,6 @@ version = ".".join(release.split(".")[:2])
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_theme_options = {"description": crossfk.__doc__.strip().splitlines()[0]}
