@@ -7,6 +7,7 @@ result. Import this module only once Django is set up (it imports models).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -114,6 +115,25 @@ def crossfk_naive() -> int:
     return read_posts(Link.objects.order_by("pk")[:NAIVE_LINKS])
 
 
+def orm_floor_reverse() -> int:
+    """The least any Django-level reverse prefetch pays: two ORM reads, the
+    rows grouped in a dict, each post's related queryset from its own
+    manager holding them, and each link's post set."""
+    posts = list(Post.objects.all())
+    ids = IdSet({post.pk for post in posts}, Link._meta.get_field("post"))
+    links_by_post = defaultdict(list)
+    for link in Link.objects.filter(post_id__in=ids):
+        links_by_post[link.post_id].append(link)
+    for post in posts:
+        links = links_by_post.get(post.pk, [])
+        for link in links:
+            link._state.fields_cache["post"] = post
+        queryset = post.links.get_queryset()
+        queryset._result_cache, queryset._prefetch_done = links, True
+        post._prefetched_objects_cache = {"links": queryset}
+    return read_links(posts)
+
+
 def crossfk_reverse() -> int:
     return read_links(list(Post.objects.prefetch_cross("links")))
 
@@ -186,6 +206,11 @@ MEASUREMENTS = {
     "reverse_cross": Measurement(
         "crossfk", 'Post.objects.prefetch_cross("links")', crossfk_reverse
     ),
+    "reverse_floor": Measurement(
+        "floor",
+        "two ORM reads, a dict grouping, each post's related queryset",
+        orm_floor_reverse,
+    ),
     "reverse_django": Measurement(
         "Django", 'SamePost.objects.prefetch_related("links")', django_reverse
     ),
@@ -222,6 +247,13 @@ RATIOS = [
         "select_related",
     ),
     Ratio("values() across / Django JOIN", "values_cross", "values_join"),
+    Ratio(
+        "reverse prefetch / the ORM floor",
+        "reverse_cross",
+        "reverse_floor",
+        target=1.10,
+        target_from_size=10_000,
+    ),
     Ratio(
         "reverse prefetch / Django prefetch_related", "reverse_cross", "reverse_django"
     ),

@@ -10,12 +10,16 @@ rather than a broken constraint, and assignment does not ask the router
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
-from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ReverseManyToOneDescriptor,
+)
 
 from crossfk.idsets import IdSet
 
@@ -154,3 +158,59 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
                 None if value is None else getattr(value, target_field.attname),
             )
         field.set_cached_value(instance, value)
+
+
+def reverse_cross_field(model: type[Model], lookup: object) -> Any:
+    """The CrossDBForeignKey whose reverse accessor ``lookup`` is, when the
+    lookup names just that (``"links"``); else None."""
+    if not isinstance(lookup, str) or "__" in lookup:
+        return None
+    descriptor = getattr(model, lookup, None)
+    if not isinstance(descriptor, ReverseManyToOneDescriptor):
+        return None
+    field = descriptor.field
+    return field if getattr(field, "crosses_databases", False) else None
+
+
+def prefetch_reverse_into(instances: list[Model], field: Any) -> bool:
+    """``prefetch_related(<the reverse of field>)`` on ``instances``, without
+    the per-row steps of Django's machinery; False, leaving it to Django,
+    when the referencing model's default queryset prefetches more.
+
+    The instances whose relation is not prefetched yet get, from one query,
+    their related manager's own queryset holding their rows, each row with
+    its target cached, as Django's ``prefetch_one_level()`` leaves them.
+    """
+    rel = field.remote_field
+    cache_name, accessor = rel.cache_name, rel.get_accessor_name()
+    pending = [
+        obj
+        for obj in instances
+        if cache_name not in getattr(obj, "_prefetched_objects_cache", ())
+    ]
+    if not pending:
+        return True
+    queryset: QuerySet[Any] = field.model._default_manager.get_queryset()
+    if queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
+        return False
+    target_attname, attname = field.target_field.attname, field.attname
+    keys = {getattr(obj, target_attname) for obj in pending} - {None}
+    rows_by_key: defaultdict[Any, list[Model]] = defaultdict(list)
+    if keys:
+        queryset._add_hints(instance=pending[0])  # type: ignore[attr-defined]
+        queryset = queryset.filter(
+            **{f"{attname}__in": IdSet(keys, field.target_field)}
+        )
+        for row in queryset:
+            rows_by_key[getattr(row, attname)].append(row)
+    forward_cache = field.cache_name
+    for obj in pending:
+        rows = rows_by_key.get(getattr(obj, target_attname), [])
+        for row in rows:
+            row._state.fields_cache[forward_cache] = obj
+        if not hasattr(obj, "_prefetched_objects_cache"):
+            obj._prefetched_objects_cache = {}  # type: ignore[attr-defined]
+        related = getattr(obj, accessor).get_queryset()
+        related._result_cache, related._prefetch_done = rows, True
+        obj._prefetched_objects_cache[cache_name] = related  # type: ignore[attr-defined]
+    return True

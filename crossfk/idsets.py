@@ -43,6 +43,10 @@ class IdSet(Expression):
 
     __hash__ = object.__hash__
 
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> IdSet:
+        # Nothing to resolve, and never changed once made: no copy.
+        return self
+
     def db_values(self, connection: BaseDatabaseWrapper) -> list[Any]:
         """The values as the database stores them; an empty set matches nothing."""
         field = self.output_field

@@ -9,6 +9,7 @@ forward path can read from the id column alone) are written here only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -45,8 +46,14 @@ class CrossStep:
         return LOOKUP_SEP.join(filter(None, [self.prefix, name]))
 
 
+@lru_cache(maxsize=1024)
 def cross_step(model: type[Model], path: str) -> CrossStep | None:
-    """The first step of ``path`` that crosses databases, if any."""
+    """The first step of ``path`` that crosses databases, if any.
+
+    Remembered per model and path: every filter, ``values()`` and
+    ``select_related()`` asks it, and a model's fields do not change once
+    the app registry is ready.
+    """
     names, opts = path.split(LOOKUP_SEP), model._meta
     for position, name in enumerate(names):
         try:
@@ -68,6 +75,7 @@ def cross_step(model: type[Model], path: str) -> CrossStep | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def reads_own_column(step: CrossStep) -> bool:
     """Whether a forward path reads only the id the relation stores
     (``post``, ``post__id``, ``post__pk``, ``post__in``, ``post__id__gt``):

@@ -24,7 +24,11 @@ from django.db.models.options import Options
 from django.db.models.query import BaseIterable, ModelIterable
 from django.db.models.sql import Query
 
-from crossfk.descriptors import CrossDBForwardDescriptor
+from crossfk.descriptors import (
+    CrossDBForwardDescriptor,
+    prefetch_reverse_into,
+    reverse_cross_field,
+)
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
 from crossfk.idsets import IdSet
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
@@ -90,22 +94,25 @@ class CrossLookup:
     def group_key(self) -> tuple[str, CrossDBForeignKey, bool]:
         return (self.prefix, self.field, self.is_reverse)
 
-    def as_q(self, conditions: list[tuple[str, object]]) -> Q:
-        """A Q on the id column, fed by a lazy query in the other database."""
+    def as_q(self, conditions: list[tuple[str, object]]) -> Q | tuple[str, IdSet]:
+        """A condition on the id column, fed by a lazy query in the other
+        database: a lookup, or a Q when a missing row matches too."""
         field = self.field
         if self.is_reverse:
             return self.reverse_q(conditions)
-        target_field = field.target_field
-        target_ids = (
-            CrossQuerySet(field.remote_field.model, using=field.target_alias)
-            .filter(Q(*conditions))
-            .values_list(target_field.attname, flat=True)
+        target = field.remote_field.model
+        # Split here, where the conditions are known to be the target's: a
+        # plain queryset then runs them, without a second walk of each.
+        target_ids: QuerySet[Any, Any] = (
+            QuerySet(target, using=field.target_alias)
+            .filter(split_cross_lookups(target, Q(*conditions)))
+            .values_list(field.target_field.attname, flat=True)
         )
         column = f"{self.prefix}{field.attname}"
-        q = Q((f"{column}__in", IdSet(target_ids, field)))
+        ids_in = (f"{column}__in", IdSet(target_ids, field))
         if matches_missing_row(conditions):
-            q |= Q((f"{column}__isnull", True))
-        return q
+            return SplitQ(ids_in, (f"{column}__isnull", True), _connector=Q.OR)
+        return ids_in
 
     def reverse_q(self, conditions: list[tuple[str, object]]) -> Q:
         """Targets that some referencing row matching ``conditions`` refers to.
@@ -507,15 +514,20 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
         return clone
 
     def _prefetch_related_objects(self) -> None:
-        # A lookup that only names a forward cross relation takes the
-        # descriptor's direct path; every other one, and what they share
-        # (nesting, Prefetch querysets, to_attr), Django's own machinery.
+        # A lookup that only names a cross relation, forward or reverse,
+        # takes a direct path; every other one, and what they share (nesting,
+        # Prefetch querysets, to_attr), Django's own machinery.
         lookups = list(self._prefetch_related_lookups)
         if issubclass(self._iterable_class, ModelIterable) and self._result_cache:
+            instances: Any = self._result_cache
             for lookup in list(lookups):
                 descriptor = forward_descriptor(self.model, lookup)
                 if descriptor is not None:
-                    descriptor.prefetch_into(self._result_cache)  # type: ignore[arg-type]
+                    descriptor.prefetch_into(instances)
+                    lookups.remove(lookup)
+                    continue
+                field = reverse_cross_field(self.model, lookup)
+                if field is not None and prefetch_reverse_into(instances, field):
                     lookups.remove(lookup)
         prefetch_related_objects(self._result_cache or [], *lookups)  # type: ignore[type-var]
         self._prefetch_done = True

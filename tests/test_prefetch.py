@@ -11,6 +11,7 @@ import pytest
 from django.db import connections
 from django.db.models import Prefetch, prefetch_related_objects
 
+from crossfk.descriptors import prefetch_reverse_into
 from crossfk.testing import assert_queries_per_db
 from tests.factories import (
     AuthorFactory,
@@ -353,3 +354,56 @@ def test_the_direct_path_skips_instances_whose_target_is_cached(links):
         link.post_id for link in links[1:]
     ]
     assert len(captured["default"]) == 1
+
+
+# The direct path of a reverse prefetch ----------------------------------------
+
+
+def test_the_reverse_direct_path_skips_instances_already_prefetched(posts):
+    fetched = list(Post.objects.order_by("pk"))
+    prefetch_related_objects([fetched[0]], "links")
+    kept = fetched[0]._prefetched_objects_cache["links"]
+
+    with assert_queries_per_db({"default": 0, "secondary": 1}):
+        # The path prefetch_cross("links") takes.
+        prefetch_reverse_into(fetched, Link._meta.get_field("post"))
+
+    assert fetched[0]._prefetched_objects_cache["links"] is kept
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        prefetched = [link_ids(post.links.all()) for post in fetched]
+    assert prefetched == [link_ids(Link.objects.filter(post=post)) for post in posts]
+
+
+def test_reverse_prefetched_querysets_keep_their_relation_filter(posts):
+    _, second, _ = posts
+    (fetched_first, fetched_second, _) = Post.objects.prefetch_cross("links").order_by(
+        "pk"
+    )
+
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        assert fetched_first.links.count() == 2
+    with assert_queries_per_db({"default": 0, "secondary": 1}):
+        # A new query, still bound to its post, as Django's manager gives.
+        filtered = list(fetched_second.links.filter(url__contains="example"))
+    assert filtered == list(Link.objects.filter(post=second))
+
+
+def test_a_default_manager_that_prefetches_takes_djangos_path(posts, monkeypatch):
+    first, *_ = posts
+    TagFactory.create_batch(2, link=first.links.first())
+    manager_class = type(Link._default_manager)
+    plain = manager_class.get_queryset
+    monkeypatch.setattr(
+        manager_class,
+        "get_queryset",
+        lambda self: (
+            plain(self).prefetch_related("tags") if self.model is Link else plain(self)
+        ),
+    )
+
+    with assert_queries_per_db({"default": 1, "secondary": 2}):
+        fetched = list(Post.objects.prefetch_cross("links").order_by("pk"))
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        tags = sorted(len(link.tags.all()) for link in fetched[0].links.all())
+
+    assert tags == [0, 2]
