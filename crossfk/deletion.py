@@ -1,7 +1,7 @@
 """Referential actions across databases.
 
 Django's ``Collector`` gathers what a delete must touch, then deletes it, all
-in one database. A CrossDBForeignKey hands the Collector a ``CrossDBOnDelete``
+in one database. A CrossDBForeignKey hands the Collector a ``CrossOnDelete``
 instead of the user's action. When a Collector reaches the relation, the
 action runs in the referencing rows' own database, through the one collector
 the delete has there (the root, the Collector Django made, for its own
@@ -66,7 +66,7 @@ def has_writes(collector: Collector) -> bool:
 OnDelete = Callable[[Collector, Any, Any, str], None]
 
 
-class CrossDBOnDelete:
+class CrossOnDelete:
     """The ``on_delete`` Django's Collector sees for a CrossDBForeignKey."""
 
     # Keep the Collector from evaluating sub_objs: it would read them from

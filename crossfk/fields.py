@@ -18,7 +18,7 @@ from django.core.exceptions import FieldError
 from django.db import models, router
 from django.db.models import signals
 
-from crossfk.deletion import CrossDBOnDelete
+from crossfk.deletion import CrossOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
@@ -90,7 +90,7 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         # the wrapper re-aims it at this model's database. DO_NOTHING stays
         # itself so the Collector skips the relation as it always does.
         collector_on_delete = (
-            on_delete if on_delete is models.DO_NOTHING else CrossDBOnDelete(on_delete)
+            on_delete if on_delete is models.DO_NOTHING else CrossOnDelete(on_delete)
         )
         super().__init__(
             to,
