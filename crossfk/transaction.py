@@ -209,6 +209,8 @@ def note_target_saved(sender: type, using: str, **kwargs: Any) -> None:
 
 
 class CrossAtomic(ContextDecorator):
+    """What ``crossfk.atomic()`` returns: a context manager and decorator."""
+
     def __init__(
         self, aliases: Iterable[str], savepoint: bool, durable: bool, two_phase: bool
     ) -> None:
