@@ -241,7 +241,7 @@ def run_backend(sizes, repeat, profile_key=None) -> dict[int, dict[str, Cell]]:
 
 
 def format_table(headers: list[str], rows: list[list[str]], rst: bool) -> str:
-    """A plain-text table, or an RST simple table ready for README.rst.
+    """A plain-text table, or an RST simple table ready for docs/performance.rst.
 
     The first two columns are labels, the others figures.
     """
