@@ -554,6 +554,8 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
     def bulk_create(
         self, objs: Iterable[ModelT], *args: Any, **kwargs: Any
     ) -> list[ModelT]:
+        """Django's ``bulk_create()``, after at most one query per enforced cross
+        relation that checks every target of the batch exists."""
         objs = list(objs)
         # One existence query per relation for the whole batch; the per-row
         # check in pre_save() then has nothing left to do.
@@ -566,6 +568,8 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
         return super().bulk_create(objs, *args, **kwargs)
 
     def update(self, **kwargs: Any) -> int:
+        """Django's ``update()``, after one query per enforced cross relation
+        set to a value (not an expression) that checks its target exists."""
         for field in self.enforced_fields():
             for name in (field.name, field.attname):
                 value = kwargs.get(name)
