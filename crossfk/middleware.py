@@ -53,10 +53,12 @@ class AtomicRequestsMiddleware:
             for alias in connections
             if alias not in getattr(view_func, "_non_atomic_requests", set())
         ]
-        if iscoroutinefunction(view_func):
+        if aliases and iscoroutinefunction(view_func):
+            # As Django's ATOMIC_REQUESTS: only a view it would wrap.
             raise RuntimeError(
-                "AtomicRequestsMiddleware cannot wrap an async view, as "
-                "ATOMIC_REQUESTS cannot; decorate it with non_atomic_requests."
+                f"AtomicRequestsMiddleware cannot wrap an async view, as "
+                f"ATOMIC_REQUESTS cannot; decorate it with non_atomic_requests "
+                f"for {', '.join(map(repr, aliases))}."
             )
         if aliases:
             blocks: ExitStack = request._crossfk_blocks  # type: ignore[attr-defined]

@@ -151,3 +151,29 @@ def test_failed_first_commit_rolls_back_the_other_database():
 
     assert Post.objects.count() == 0
     assert Link.objects.count() == 0
+
+
+@pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+def test_a_decorated_function_called_within_itself_gets_a_block_of_its_own():
+    # A shared block would forget, in the inner call, that the outer one
+    # opened the transactions, and let Django run this callback as soon as
+    # "default" commits, with "secondary" still uncommitted.
+    secondary_was_open = []
+
+    @atomic("default", "secondary")
+    def create(title, inner=None):
+        LinkFactory(post__title=title)
+        if inner is None:
+            raise Boom  # rolls back this call's block only
+        transaction.on_commit(
+            lambda: secondary_was_open.append(connections["secondary"].in_atomic_block),
+            using="default",
+        )
+        with pytest.raises(Boom):
+            create(inner)
+
+    create("outer", inner="inner")
+
+    assert secondary_was_open == [False]
+    assert list(Post.objects.values_list("title", flat=True)) == ["outer"]
+    assert Link.objects.count() == 1

@@ -287,9 +287,21 @@ def create_without_transaction(request):
     return create_post_and_link(request)
 
 
+async def count_posts(request):
+    return HttpResponse(str(await Post.objects.acount()))
+
+
+@transaction.non_atomic_requests(using="default")
+@transaction.non_atomic_requests(using="secondary")
+async def count_posts_outside_transactions(request):
+    return await count_posts(request)
+
+
 urlpatterns = [
     path("create/", create_post_and_link),
     path("non-atomic/", create_without_transaction),
+    path("async/", count_posts),
+    path("async-non-atomic/", count_posts_outside_transactions),
 ]
 
 MIDDLEWARE = ["crossfk.middleware.AtomicRequestsMiddleware"]
@@ -327,6 +339,25 @@ def test_middleware_honours_non_atomic_requests_on_every_database(
 
     assert response.status_code == 500
     assert Post.objects.count() == Link.objects.count() == 1
+
+
+def test_middleware_refuses_an_async_view_it_would_wrap(client_with_middleware):
+    response = client_with_middleware.get("/async/")
+
+    assert response.status_code == 500
+    assert isinstance(response.exc_info[1], RuntimeError)
+    assert "non_atomic_requests for 'default', 'secondary'" in str(response.exc_info[1])
+
+
+def test_middleware_serves_an_async_view_left_out_of_every_database(
+    client_with_middleware,
+):
+    PostFactory()
+
+    response = client_with_middleware.get("/async-non-atomic/")
+
+    assert response.status_code == 200
+    assert response.text == "1"
 
 
 def test_atomic_requests_on_one_database_refuses_the_cross_write(settings):
