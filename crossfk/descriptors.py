@@ -16,6 +16,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
     ReverseManyToOneDescriptor,
@@ -163,7 +164,7 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
 def reverse_cross_field(model: type[Model], lookup: object) -> Any:
     """The CrossDBForeignKey whose reverse accessor ``lookup`` is, when the
     lookup names just that (``"links"``); else None."""
-    if not isinstance(lookup, str) or "__" in lookup:
+    if not isinstance(lookup, str) or LOOKUP_SEP in lookup:
         return None
     descriptor = getattr(model, lookup, None)
     if not isinstance(descriptor, ReverseManyToOneDescriptor):
