@@ -265,7 +265,10 @@ def format_table(headers: list[str], rows: list[list[str]], rst: bool) -> str:
 def time_text(cell: Cell) -> str:
     if cell.error:
         return f"fails: {cell.error}"
-    return f"{'~' if cell.is_scaled else ''}{cell.ms:,.1f}"
+    # Two decimals under 10 ms: a fixed cost of a tenth of a millisecond
+    # (a filter's second query at 10^3 rows) must show.
+    digits = 2 if cell.ms < 10 else 1
+    return f"{'~' if cell.is_scaled else ''}{cell.ms:,.{digits}f}"
 
 
 def ratio_text(ratio, size: int, cells: dict[str, Cell]) -> tuple[str, str | None]:
