@@ -30,7 +30,7 @@ from crossfk.descriptors import (
     reverse_cross_field,
 )
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
-from crossfk.idsets import IdSet
+from crossfk.idsets import ColumnValues, IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.values import (
     Across,
@@ -94,24 +94,34 @@ class CrossLookup:
     def group_key(self) -> tuple[str, CrossDBForeignKey, bool]:
         return (self.prefix, self.field, self.is_reverse)
 
-    def as_q(self, conditions: list[tuple[str, object]]) -> Q | tuple[str, IdSet]:
+    def as_q(
+        self,
+        conditions: list[tuple[str, object]],
+        own_table: type[models.Model] | None = None,
+    ) -> Q | tuple[str, IdSet] | OwnColumnIn:
         """A condition on the id column, fed by a lazy query in the other
-        database: a lookup, or a Q when a missing row matches too."""
+        database: a lookup, or a Q when a missing row matches too.
+
+        ``own_table``: the concrete model of the queryset, when no negation
+        is above; a column on its table is then given as its lookup already.
+        """
         field = self.field
         if self.is_reverse:
             return self.reverse_q(conditions)
         target = field.remote_field.model
         # Split here, where the conditions are known to be the target's: a
-        # plain queryset then runs them, without a second walk of each.
-        target_ids: QuerySet[Any, Any] = (
-            QuerySet(target, using=field.target_alias)
-            .filter(split_cross_lookups(target, Q(*conditions)))
-            .values_list(field.target_field.attname, flat=True)
-        )
+        # plain query then runs them, without a second walk of each, and
+        # without the clones of filter() and values_list().
+        target_ids = Query(target)
+        target_ids.add_q(split_cross_lookups(target, Q(*conditions)))
+        target_ids.set_values([field.target_field.attname])
+        ids = IdSet(ColumnValues(target_ids, field.target_alias), field)
         column = f"{self.prefix}{field.attname}"
-        ids_in = (f"{column}__in", IdSet(target_ids, field))
+        ids_in = (f"{column}__in", ids)
         if matches_missing_row(conditions):
             return SplitQ(ids_in, (f"{column}__isnull", True), _connector=Q.OR)
+        if not self.prefix and field.model._meta.concrete_model is own_table:
+            return OwnColumnIn(field, ids)
         return ids_in
 
     def reverse_q(self, conditions: list[tuple[str, object]]) -> Q:
@@ -250,6 +260,9 @@ def split_cross_lookups(
     """
     branch_negated = branch_negated or q.negated
     current_negated = current_negated != q.negated
+    # Under a negation Django adds its NULL handling to the lookup it builds
+    # from a path; elsewhere a column of the own table can be given resolved.
+    own_table = None if branch_negated else model._meta.concrete_model
     children: list[Any] = []
     groups: dict[tuple[Any, ...], tuple[CrossLookup, list[Any]]] = {}
     child: Any
@@ -271,9 +284,9 @@ def split_cross_lookups(
                 (cross.lookup_across, child[1])
             )
         else:
-            children.append(cross.as_q([(cross.lookup_across, child[1])]))
+            children.append(cross.as_q([(cross.lookup_across, child[1])], own_table))
     for cross, conditions in groups.values():
-        children.append(cross.as_q(conditions))
+        children.append(cross.as_q(conditions, own_table))
     return SplitQ(*children, _connector=q.connector, _negated=q.negated)
 
 
