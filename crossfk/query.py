@@ -114,7 +114,11 @@ class CrossLookup:
         # without the clones of filter() and values_list().
         target_ids = Query(target)
         target_ids.add_q(split_cross_lookups(target, Q(*conditions)))
-        target_ids.set_values([field.target_field.attname])
+        # The one column, as add_fields() would select it, without its walk;
+        # in no order, as a set of ids needs none.
+        target_column = field.target_field.get_col(target_ids.get_initial_alias())
+        target_ids.set_select([target_column])
+        target_ids.clear_ordering(force=True)
         ids = IdSet(ColumnValues(target_ids, field.target_alias), field)
         column = f"{self.prefix}{field.attname}"
         ids_in = (f"{column}__in", ids)
