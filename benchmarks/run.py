@@ -39,8 +39,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connections
 
-from crossfk.testing import capture_queries_per_db
-
+# This checkout's crossfk and benchmarks, not an installed copy: crossfk is
+# imported only below this line (a script's sys.path starts at its folder).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -157,6 +157,8 @@ class Cell:
 
 
 def read_counting_queries(read) -> tuple[int, dict[str, int]]:
+    from crossfk.testing import capture_queries_per_db
+
     with capture_queries_per_db(ALIASES) as captured:
         rows = read()
     return rows, {alias: len(context) for alias, context in captured.items()}
@@ -366,9 +368,12 @@ def main(argv=None) -> int:
     if args.profile and args.profile not in MEASUREMENTS:
         raise SystemExit(f"--profile: choose one of {', '.join(MEASUREMENTS)}.")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    import crossfk
+
     reports = [
         f"Python {platform.python_version()}, Django {django.get_version()}, "
-        f"{os.cpu_count()} CPUs, {platform.machine()}"
+        f"{os.cpu_count()} CPUs, {platform.machine()}, crossfk from "
+        f"{Path(crossfk.__file__).parent.parent}"
     ]
     with tempfile.TemporaryDirectory(prefix="crossfk-bench-") as directory:
         for backend in backends:
