@@ -380,6 +380,68 @@ def forward_descriptor(
     return descriptor if isinstance(descriptor, CrossDBForwardDescriptor) else None
 
 
+def prefetch_direct(
+    model: type[models.Model], instances: list[Any], lookups: list[Any]
+) -> list[Any]:
+    """Answer the prefetch ``lookups`` that take a direct path on
+    ``instances`` of ``model``; return the others, for Django's
+    ``prefetch_related_objects()``.
+
+    A lookup that only names a forward cross relation, or starts with a
+    reverse one, takes a direct path for that relation; every other one,
+    and a reverse relation given its own queryset or ``to_attr``, Django's
+    machinery.
+    """
+    lookups = list(lookups)
+    for lookup in list(lookups):
+        descriptor = forward_descriptor(model, lookup)
+        if descriptor is not None:
+            descriptor.prefetch_into(instances)
+            lookups.remove(lookup)
+    for field, group in direct_reverse_groups(model, lookups):
+        children = prefetch_reverse_into(instances, field)
+        if children is None:
+            continue  # Django's path, for the whole group.
+        taken = {id(lookup) for lookup in group}
+        lookups = [lookup for lookup in lookups if id(lookup) not in taken]
+        nested = [below for lookup in group if (below := one_level_down(lookup))]
+        prefetch_related_objects(children, *nested)
+    return lookups
+
+
+def direct_reverse_groups(
+    model: type[models.Model], lookups: list[Any]
+) -> list[tuple[CrossDBForeignKey, list[Any]]]:
+    """The prefetch lookups that start with a reverse cross relation of
+    ``model`` (``"links"``, ``"links__tags"``), by relation, where that
+    relation's own level is plain: a ``Prefetch`` of the relation itself
+    (a queryset, ``to_attr``) leaves its whole group to Django."""
+    groups: dict[str, tuple[CrossDBForeignKey, list[Any]]] = {}
+    djangos = set()
+    for lookup in lookups:
+        is_name = isinstance(lookup, str)
+        through = lookup if is_name else lookup.prefetch_through
+        name, _, below = through.partition(LOOKUP_SEP)
+        field = reverse_cross_field(model, name)
+        if field is None:
+            continue
+        if not is_name and (type(lookup) is not Prefetch or not below):
+            djangos.add(name)
+        groups.setdefault(name, (field, []))[1].append(lookup)
+    return [group for name, group in groups.items() if name not in djangos]
+
+
+def one_level_down(lookup: str | Prefetch[Any, Any, Any]) -> Any:
+    """``lookup`` from the related rows (``links__tags`` -> ``tags``), with
+    its queryset and ``to_attr``; None for the relation alone."""
+    if isinstance(lookup, str):
+        return lookup.partition(LOOKUP_SEP)[2] or None
+    below = lookup.prefetch_through.partition(LOOKUP_SEP)[2]
+    if not below:
+        return None
+    return Prefetch(below, queryset=lookup.queryset, to_attr=lookup.to_attr)
+
+
 # django-stubs' Prefetch has three type parameters, and its mypy plugin
 # expects them on every subclass.
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -531,21 +593,9 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
         return clone
 
     def _prefetch_related_objects(self) -> None:
-        # A lookup that only names a cross relation, forward or reverse,
-        # takes a direct path; every other one, and what they share (nesting,
-        # Prefetch querysets, to_attr), Django's own machinery.
         lookups = list(self._prefetch_related_lookups)
         if issubclass(self._iterable_class, ModelIterable) and self._result_cache:
-            instances: Any = self._result_cache
-            for lookup in list(lookups):
-                descriptor = forward_descriptor(self.model, lookup)
-                if descriptor is not None:
-                    descriptor.prefetch_into(instances)
-                    lookups.remove(lookup)
-                    continue
-                field = reverse_cross_field(self.model, lookup)
-                if field is not None and prefetch_reverse_into(instances, field):
-                    lookups.remove(lookup)
+            lookups = prefetch_direct(self.model, self._result_cache, lookups)
         prefetch_related_objects(self._result_cache or [], *lookups)  # type: ignore[type-var]
         self._prefetch_done = True
 
