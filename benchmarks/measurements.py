@@ -134,6 +134,20 @@ def orm_floor_reverse() -> int:
     return read_links(posts)
 
 
+def bare_floor_reverse() -> int:
+    """Two ORM reads and the rows grouped in a dict, setting nothing: what a
+    reverse prefetch costs without Django's related querysets (one per post,
+    which ``post.links.all()`` answers from) and back-references."""
+    posts = list(Post.objects.all())
+    ids = IdSet({post.pk for post in posts}, Link._meta.get_field("post"))
+    links_by_post = defaultdict(list)
+    for link in Link.objects.filter(post_id__in=ids):
+        links_by_post[link.post_id].append(link)
+    return sum(
+        1 for post in posts for link in links_by_post.get(post.pk, ()) if link.url
+    )
+
+
 def crossfk_reverse() -> int:
     return read_links(list(Post.objects.prefetch_cross("links")))
 
@@ -211,6 +225,11 @@ MEASUREMENTS = {
         "two ORM reads, a dict grouping, each post's related queryset",
         orm_floor_reverse,
     ),
+    "reverse_bare": Measurement(
+        "floor",
+        "two ORM reads and a dict grouping, nothing set",
+        bare_floor_reverse,
+    ),
     "reverse_django": Measurement(
         "Django", 'SamePost.objects.prefetch_related("links")', django_reverse
     ),
@@ -253,6 +272,11 @@ RATIOS = [
         "reverse_floor",
         target=1.10,
         target_from_size=10_000,
+    ),
+    Ratio(
+        "reverse prefetch / two reads and a dict grouping",
+        "reverse_cross",
+        "reverse_bare",
     ),
     Ratio(
         "reverse prefetch / Django prefetch_related", "reverse_cross", "reverse_django"

@@ -173,14 +173,18 @@ def reverse_cross_field(model: type[Model], lookup: object) -> Any:
     return field if getattr(field, "crosses_databases", False) else None
 
 
-def prefetch_reverse_into(instances: list[Model], field: Any) -> bool:
+def prefetch_reverse_into(instances: list[Model], field: Any) -> list[Model] | None:
     """``prefetch_related(<the reverse of field>)`` on ``instances``, without
-    the per-row steps of Django's machinery; False, leaving it to Django,
+    the per-row steps of Django's machinery; None, leaving it to Django,
     when the referencing model's default queryset prefetches more.
 
     The instances whose relation is not prefetched yet get, from one query,
     their related manager's own queryset holding their rows, each row with
     its target cached, as Django's ``prefetch_one_level()`` leaves them.
+
+    Returns the rows a nested lookup (``links__tags``) descends into, as
+    Django's ``prefetch_related_objects()`` chooses them: the rows just
+    fetched, or, when every instance had its rows already, those.
     """
     rel = field.remote_field
     cache_name, accessor = rel.cache_name, rel.get_accessor_name()
@@ -190,28 +194,31 @@ def prefetch_reverse_into(instances: list[Model], field: Any) -> bool:
         if cache_name not in getattr(obj, "_prefetched_objects_cache", ())
     ]
     if not pending:
-        return True
+        caches = [obj._prefetched_objects_cache for obj in instances]  # type: ignore[attr-defined]
+        return [row for cache in caches for row in cache[cache_name]]
     queryset: QuerySet[Any] = field.model._default_manager.get_queryset()
     if queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
-        return False
+        return None
     target_attname, attname = field.target_field.attname, field.attname
     keys = {getattr(obj, target_attname) for obj in pending} - {None}
+    rows: list[Model] = []
     rows_by_key: defaultdict[Any, list[Model]] = defaultdict(list)
     if keys:
         queryset._add_hints(instance=pending[0])  # type: ignore[attr-defined]
         queryset = queryset.filter(
             **{f"{attname}__in": IdSet(keys, field.target_field)}
         )
-        for row in queryset:
+        rows = list(queryset)
+        for row in rows:
             rows_by_key[getattr(row, attname)].append(row)
     forward_cache = field.cache_name
     for obj in pending:
-        rows = rows_by_key.get(getattr(obj, target_attname), [])
-        for row in rows:
+        obj_rows = rows_by_key.get(getattr(obj, target_attname), [])
+        for row in obj_rows:
             row._state.fields_cache[forward_cache] = obj
         if not hasattr(obj, "_prefetched_objects_cache"):
             obj._prefetched_objects_cache = {}  # type: ignore[attr-defined]
         related = getattr(obj, accessor).get_queryset()
-        related._result_cache, related._prefetch_done = rows, True
+        related._result_cache, related._prefetch_done = obj_rows, True
         obj._prefetched_objects_cache[cache_name] = related  # type: ignore[attr-defined]
-    return True
+    return rows

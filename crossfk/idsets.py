@@ -10,18 +10,37 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, Field, IntegerField, QuerySet
+from django.db.models import BooleanField, Expression, Field, IntegerField, QuerySet
 from django.db.models.fields.related_lookups import RelatedIn
+from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
 
 # What as_sql() returns: the SQL, and its parameters.
 SQL = tuple[str, Any]
+
+
+class ColumnValues:
+    """The one column a query selects, read in one database each time it is
+    iterated: a lazy source for an ``IdSet`` without a QuerySet around it,
+    so neither building nor reading it clones a query."""
+
+    def __init__(self, query: Query, using: str) -> None:
+        self.query = query
+        self.using = using
+
+    def __iter__(self) -> Iterator[Any]:
+        compiler = self.query.get_compiler(self.using)
+        for row in compiler.results_iter():
+            yield row[0]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.using}: {self.query}>"
 
 
 class IdSet(Expression):
@@ -137,3 +156,24 @@ class IdSetIn(RelatedIn):
         db_type = ids.element_db_type(connection)
         sql = f"{lhs_sql} = ANY(%s::{db_type}[])"
         return sql, (*lhs_params, ids.db_values(connection))
+
+
+class OwnColumnIn(Expression):
+    """``relation__in=IdSet(...)`` on the queryset's own table, given as the
+    lookup Django's ``build_filter()`` makes of it (the relation's column,
+    compared as the relation), without walking the path to it again."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, field: Field[Any, Any], ids: IdSet) -> None:
+        super().__init__()
+        self.relation, self.ids = field, ids
+
+    # Resolves to another expression, as F() does; django-stubs say Self.
+    def resolve_expression(  # type: ignore[override]
+        self, query: Any = None, *args: Any, **kwargs: Any
+    ) -> IdSetIn:
+        relation = self.relation
+        column = relation.get_col(query.get_initial_alias(), relation)
+        return IdSetIn(column, self.ids)

@@ -30,7 +30,7 @@ from crossfk.descriptors import (
     reverse_cross_field,
 )
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
-from crossfk.idsets import IdSet
+from crossfk.idsets import ColumnValues, IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.values import (
     Across,
@@ -94,24 +94,38 @@ class CrossLookup:
     def group_key(self) -> tuple[str, CrossDBForeignKey, bool]:
         return (self.prefix, self.field, self.is_reverse)
 
-    def as_q(self, conditions: list[tuple[str, object]]) -> Q | tuple[str, IdSet]:
+    def as_q(
+        self,
+        conditions: list[tuple[str, object]],
+        own_table: type[models.Model] | None = None,
+    ) -> Q | tuple[str, IdSet] | OwnColumnIn:
         """A condition on the id column, fed by a lazy query in the other
-        database: a lookup, or a Q when a missing row matches too."""
+        database: a lookup, or a Q when a missing row matches too.
+
+        ``own_table``: the concrete model of the queryset, when no negation
+        is above; a column on its table is then given as its lookup already.
+        """
         field = self.field
         if self.is_reverse:
             return self.reverse_q(conditions)
         target = field.remote_field.model
         # Split here, where the conditions are known to be the target's: a
-        # plain queryset then runs them, without a second walk of each.
-        target_ids: QuerySet[Any, Any] = (
-            QuerySet(target, using=field.target_alias)
-            .filter(split_cross_lookups(target, Q(*conditions)))
-            .values_list(field.target_field.attname, flat=True)
-        )
+        # plain query then runs them, without a second walk of each, and
+        # without the clones of filter() and values_list().
+        target_ids = Query(target)
+        target_ids.add_q(split_cross_lookups(target, Q(*conditions)))
+        # The one column, as add_fields() would select it, without its walk;
+        # in no order, as a set of ids needs none.
+        target_column = field.target_field.get_col(target_ids.get_initial_alias())
+        target_ids.set_select([target_column])
+        target_ids.clear_ordering(force=True)
+        ids = IdSet(ColumnValues(target_ids, field.target_alias), field)
         column = f"{self.prefix}{field.attname}"
-        ids_in = (f"{column}__in", IdSet(target_ids, field))
+        ids_in = (f"{column}__in", ids)
         if matches_missing_row(conditions):
             return SplitQ(ids_in, (f"{column}__isnull", True), _connector=Q.OR)
+        if not self.prefix and field.model._meta.concrete_model is own_table:
+            return OwnColumnIn(field, ids)
         return ids_in
 
     def reverse_q(self, conditions: list[tuple[str, object]]) -> Q:
@@ -250,6 +264,9 @@ def split_cross_lookups(
     """
     branch_negated = branch_negated or q.negated
     current_negated = current_negated != q.negated
+    # Under a negation Django adds its NULL handling to the lookup it builds
+    # from a path; elsewhere a column of the own table can be given resolved.
+    own_table = None if branch_negated else model._meta.concrete_model
     children: list[Any] = []
     groups: dict[tuple[Any, ...], tuple[CrossLookup, list[Any]]] = {}
     child: Any
@@ -271,9 +288,9 @@ def split_cross_lookups(
                 (cross.lookup_across, child[1])
             )
         else:
-            children.append(cross.as_q([(cross.lookup_across, child[1])]))
+            children.append(cross.as_q([(cross.lookup_across, child[1])], own_table))
     for cross, conditions in groups.values():
-        children.append(cross.as_q(conditions))
+        children.append(cross.as_q(conditions, own_table))
     return SplitQ(*children, _connector=q.connector, _negated=q.negated)
 
 
@@ -361,6 +378,68 @@ def forward_descriptor(
         return None
     descriptor = getattr(model, lookup, None)
     return descriptor if isinstance(descriptor, CrossDBForwardDescriptor) else None
+
+
+def prefetch_direct(
+    model: type[models.Model], instances: list[Any], lookups: list[Any]
+) -> list[Any]:
+    """Answer the prefetch ``lookups`` that take a direct path on
+    ``instances`` of ``model``; return the others, for Django's
+    ``prefetch_related_objects()``.
+
+    A lookup that only names a forward cross relation, or starts with a
+    reverse one, takes a direct path for that relation; every other one,
+    and a reverse relation given its own queryset or ``to_attr``, Django's
+    machinery.
+    """
+    lookups = list(lookups)
+    for lookup in list(lookups):
+        descriptor = forward_descriptor(model, lookup)
+        if descriptor is not None:
+            descriptor.prefetch_into(instances)
+            lookups.remove(lookup)
+    for field, group in direct_reverse_groups(model, lookups):
+        children = prefetch_reverse_into(instances, field)
+        if children is None:
+            continue  # Django's path, for the whole group.
+        taken = {id(lookup) for lookup in group}
+        lookups = [lookup for lookup in lookups if id(lookup) not in taken]
+        nested = [below for lookup in group if (below := one_level_down(lookup))]
+        prefetch_related_objects(children, *nested)
+    return lookups
+
+
+def direct_reverse_groups(
+    model: type[models.Model], lookups: list[Any]
+) -> list[tuple[CrossDBForeignKey, list[Any]]]:
+    """The prefetch lookups that start with a reverse cross relation of
+    ``model`` (``"links"``, ``"links__tags"``), by relation, where that
+    relation's own level is plain: a ``Prefetch`` of the relation itself
+    (a queryset, ``to_attr``) leaves its whole group to Django."""
+    groups: dict[str, tuple[CrossDBForeignKey, list[Any]]] = {}
+    djangos = set()
+    for lookup in lookups:
+        is_name = isinstance(lookup, str)
+        through = lookup if is_name else lookup.prefetch_through
+        name, _, below = through.partition(LOOKUP_SEP)
+        field = reverse_cross_field(model, name)
+        if field is None:
+            continue
+        if not is_name and (type(lookup) is not Prefetch or not below):
+            djangos.add(name)
+        groups.setdefault(name, (field, []))[1].append(lookup)
+    return [group for name, group in groups.items() if name not in djangos]
+
+
+def one_level_down(lookup: str | Prefetch[Any, Any, Any]) -> Any:
+    """``lookup`` from the related rows (``links__tags`` -> ``tags``), with
+    its queryset and ``to_attr``; None for the relation alone."""
+    if isinstance(lookup, str):
+        return lookup.partition(LOOKUP_SEP)[2] or None
+    below = lookup.prefetch_through.partition(LOOKUP_SEP)[2]
+    if not below:
+        return None
+    return Prefetch(below, queryset=lookup.queryset, to_attr=lookup.to_attr)
 
 
 # django-stubs' Prefetch has three type parameters, and its mypy plugin
@@ -514,21 +593,9 @@ class CrossQuerySet(models.QuerySet[ModelT, RowT]):
         return clone
 
     def _prefetch_related_objects(self) -> None:
-        # A lookup that only names a cross relation, forward or reverse,
-        # takes a direct path; every other one, and what they share (nesting,
-        # Prefetch querysets, to_attr), Django's own machinery.
         lookups = list(self._prefetch_related_lookups)
         if issubclass(self._iterable_class, ModelIterable) and self._result_cache:
-            instances: Any = self._result_cache
-            for lookup in list(lookups):
-                descriptor = forward_descriptor(self.model, lookup)
-                if descriptor is not None:
-                    descriptor.prefetch_into(instances)
-                    lookups.remove(lookup)
-                    continue
-                field = reverse_cross_field(self.model, lookup)
-                if field is not None and prefetch_reverse_into(instances, field):
-                    lookups.remove(lookup)
+            lookups = prefetch_direct(self.model, self._result_cache, lookups)
         prefetch_related_objects(self._result_cache or [], *lookups)  # type: ignore[type-var]
         self._prefetch_done = True
 

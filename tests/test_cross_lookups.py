@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import FieldError
-from django.db.models import Q
+from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 
 from crossfk import CrossQuerySet
 from crossfk.testing import assert_queries_per_db
@@ -20,15 +20,19 @@ from tests.factories import (
     KeyedReferenceFactory,
     LinkFactory,
     PostFactory,
+    SlugLinkFactory,
+    SlugTargetFactory,
     TagFactory,
 )
 from tests.helpers import ids, pks
 from tests.testapp.models import (
     BigTarget,
     CharTarget,
+    FeaturedSlugLink,
     KeyedReference,
     Link,
     Post,
+    SlugLinkProxy,
     Tag,
     UUIDTarget,
 )
@@ -375,3 +379,55 @@ def test_injected_quote_in_a_cross_lookup_is_compared_literally(blog):
     with assert_queries_per_db({"default": 1, "secondary": 1}):
         matched = ids(Link.objects.filter(post__title="x' OR '1'='1"))
     assert matched == [hostile.pk]
+
+
+# Where a split lookup lands: expressions, proxies, multi-table children -------
+
+
+def test_a_cross_lookup_in_an_aggregate_filter_and_in_when(blog):
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        counted = Link.objects.aggregate(
+            django=Count("pk", filter=Q(post__title="Django tips"))
+        )
+    assert counted == {"django": 2}
+
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        marked = dict(
+            Link.objects.annotate(
+                is_django=Case(
+                    When(post__title="Django tips", then=Value(True)),
+                    default=Value(False),
+                )
+            ).values_list("pk", "is_django")
+        )
+    assert sorted(pk for pk, is_django in marked.items() if is_django) == pks(
+        *blog.django_links
+    )
+    assert len(marked) == 4
+
+
+def test_a_cross_lookup_in_a_subquery_filters_the_subquerys_own_rows(blog):
+    # The inner Link query splits its own lookup, on its own table.
+    links = Link.objects.filter(post__title="Python tricks", pk=OuterRef("pk"))
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        found = ids(Link.objects.filter(Exists(links)))
+    assert found == pks(blog.python_link)
+
+
+def test_a_cross_lookup_from_a_proxy_and_from_a_multi_table_child():
+    wanted, other = SlugTargetFactory(name="B"), SlugTargetFactory(name="C")
+    plain = SlugLinkFactory(target=wanted)
+    SlugLinkFactory(target=other)
+    featured = FeaturedSlugLink.objects.create(target=wanted, headline="x")
+    FeaturedSlugLink.objects.create(target=other, headline="y")
+
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        assert ids(SlugLinkProxy.objects.filter(target__name="B")) == pks(
+            plain, featured
+        )
+    # The child reads the relation's column from its parent's table.
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        assert ids(FeaturedSlugLink.objects.filter(target__name="B")) == pks(featured)
+    others = [link.pk for link in FeaturedSlugLink.objects.exclude(pk=featured.pk)]
+    with assert_queries_per_db({"default": 1, "secondary": 1}):
+        assert ids(FeaturedSlugLink.objects.exclude(target__name="B")) == others

@@ -7,11 +7,15 @@ on either side; instances already in memory; dangling and NULL ids; 10^4 rows;
 ``iterator(chunk_size=...)``; big integer, UUID and char primary keys.
 """
 
+from types import SimpleNamespace
+
 import pytest
 from django.db import connections
 from django.db.models import Prefetch, prefetch_related_objects
 
+import crossfk.query
 from crossfk.descriptors import prefetch_reverse_into
+from crossfk.query import prefetch_direct
 from crossfk.testing import assert_queries_per_db
 from tests.factories import (
     AuthorFactory,
@@ -21,7 +25,14 @@ from tests.factories import (
     ProtectedLinkFactory,
     TagFactory,
 )
-from tests.testapp.models import Author, KeyedReference, Link, Post, ProtectedLink
+from tests.testapp.models import (
+    Author,
+    KeyedReference,
+    Link,
+    Post,
+    ProtectedLink,
+    Tag,
+)
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
@@ -407,3 +418,121 @@ def test_a_default_manager_that_prefetches_takes_djangos_path(posts, monkeypatch
         tags = sorted(len(link.tags.all()) for link in fetched[0].links.all())
 
     assert tags == [0, 2]
+
+
+# Nested reverse lookups and Prefetch objects on the direct path ----------------
+
+
+@pytest.fixture
+def direct_calls(monkeypatch):
+    """The relations the reverse direct path answered, in order."""
+    calls = []
+    real = crossfk.query.prefetch_reverse_into
+
+    def spy(instances, field):
+        calls.append(field.related_query_name())
+        return real(instances, field)
+
+    monkeypatch.setattr(crossfk.query, "prefetch_reverse_into", spy)
+    return calls
+
+
+@pytest.fixture
+def tagged():
+    """Two posts with a tagged link each, and a post with no links."""
+    first, second, lonely = PostFactory.create_batch(3)
+    first_tags = TagFactory.create_batch(2, link__post=first)
+    second_tag = TagFactory(link__post=second, name="kept")
+    return SimpleNamespace(
+        posts=[first, second, lonely], first_tags=first_tags, second_tag=second_tag
+    )
+
+
+def tag_names(post):
+    return sorted(tag.name for link in post.links.all() for tag in link.tags.all())
+
+
+def test_a_nested_reverse_lookup_takes_the_direct_path(tagged, direct_calls):
+    with assert_queries_per_db({"default": 1, "secondary": 2}):
+        fetched = list(Post.objects.prefetch_cross("links__tags").order_by("pk"))
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        names = [tag_names(post) for post in fetched]
+        back = all(link.post is post for post in fetched for link in post.links.all())
+    assert direct_calls == ["links"]
+    assert names == [
+        sorted(tag.name for tag in tagged.first_tags),
+        [tagged.second_tag.name],
+        [],
+    ]
+    assert back
+
+
+def test_the_relation_and_its_nested_lookups_cost_one_query_for_the_relation(
+    tagged, direct_calls
+):
+    lookups = ["links", "links__tags", "links__post__author"]
+    with assert_queries_per_db({"default": 2, "secondary": 2}):
+        fetched = list(Post.objects.prefetch_cross(*lookups).order_by("pk"))
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        # link.post is the post itself, whose author came in one query.
+        authors = {link.post.author.pk for post in fetched for link in post.links.all()}
+        names = [tag_names(post) for post in fetched]
+    assert direct_calls == ["links"]
+    assert authors == {post.author_id for post in tagged.posts[:2]}
+    assert names[1] == [tagged.second_tag.name]
+
+
+def test_a_nested_prefetch_keeps_its_queryset_and_to_attr(tagged, direct_calls):
+    kept = Prefetch(
+        "links__tags", queryset=Tag.objects.filter(name="kept"), to_attr="kept_tags"
+    )
+    with assert_queries_per_db({"default": 1, "secondary": 2}):
+        fetched = list(Post.objects.prefetch_cross(kept).order_by("pk"))
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        kept_names = [
+            [tag.name for link in post.links.all() for tag in link.kept_tags]
+            for post in fetched
+        ]
+    assert direct_calls == ["links"]
+    assert kept_names == [[], ["kept"], []]
+
+
+def test_a_prefetch_of_the_relation_itself_takes_djangos_path(tagged, direct_calls):
+    _, second, _ = tagged.posts
+    only_second = Link.objects.filter(post=second)
+    with assert_queries_per_db({"default": 1, "secondary": 2}):
+        fetched = list(
+            Post.objects.prefetch_cross(
+                Prefetch("links", queryset=only_second), "links__tags"
+            ).order_by("pk")
+        )
+    with assert_queries_per_db({"default": 0, "secondary": 0}):
+        names = [tag_names(post) for post in fetched]
+    assert direct_calls == []
+    assert names == [[], [tagged.second_tag.name], []]
+
+
+def test_nested_lookups_descend_only_into_rows_just_fetched_as_djangos_do(tagged):
+    def prefetched_tags(posts):
+        return {
+            link.pk: "tags" in getattr(link, "_prefetched_objects_cache", {})
+            for post in posts
+            for link in post.links.all()
+        }
+
+    outcomes = []
+    for prefetch in (
+        lambda posts: prefetch_direct(Post, posts, ["links__tags"]),
+        lambda posts: prefetch_related_objects(posts, "links__tags"),
+    ):
+        posts = list(Post.objects.order_by("pk"))
+        prefetch_related_objects(posts[:1], "links")  # the first post's are cached
+        with assert_queries_per_db({"default": 0, "secondary": 2}):
+            remaining = prefetch(posts)
+        assert not remaining  # prefetch_direct() left nothing to Django
+        outcomes.append(prefetched_tags(posts))
+
+    direct, djangos = outcomes
+    assert direct == djangos
+    first_links = {tag.link_id for tag in tagged.first_tags}
+    assert {pk for pk, done in direct.items() if not done} == first_links
