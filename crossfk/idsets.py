@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from operator import itemgetter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,8 +37,7 @@ class ColumnValues:
 
     def __iter__(self) -> Iterator[Any]:
         compiler = self.query.get_compiler(self.using)
-        for row in compiler.results_iter():
-            yield row[0]
+        return map(itemgetter(0), compiler.results_iter())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.using}: {self.query}>"
