@@ -3,30 +3,49 @@
 CROSSFK_TEST_DB=postgresql puts "default" and "secondary" on two separate
 servers (CROSSFK_PG_HOST, CROSSFK_PG_PORT_DEFAULT, CROSSFK_PG_PORT_SECONDARY),
 so that nothing can pass by accident through a shared connection.
+
+Beside them, eight tenant aliases and four shard aliases for the shapes of
+many databases: SQLite files of their own, or PostgreSQL databases spread
+over the same two servers (even numbers on the first, odd on the second).
 """
 
 import os
 
 BACKEND = os.environ.get("CROSSFK_TEST_DB", "sqlite")
+TENANTS = [f"tenant_{number}" for number in range(8)]
+SHARDS = [f"shard_{number}" for number in range(4)]
 
 
-def database(alias: str) -> dict:
+def database(alias: str, server: str, suffix: str = "") -> dict:
     if BACKEND == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
     if BACKEND == "postgresql":
-        port_variable = f"CROSSFK_PG_PORT_{alias.upper()}"
         return {
             "ENGINE": "django.db.backends.postgresql",
             # A child process of the fault tests names the test database.
-            "NAME": os.environ.get("CROSSFK_PG_NAME", "crossfk"),
+            "NAME": os.environ.get("CROSSFK_PG_NAME", "crossfk") + suffix,
             "USER": os.environ.get("CROSSFK_PG_USER", "postgres"),
             "HOST": os.environ.get("CROSSFK_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ[port_variable],
+            "PORT": os.environ[f"CROSSFK_PG_PORT_{server.upper()}"],
         }
     raise ValueError(f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite or postgresql.")
 
 
-DATABASES = {alias: database(alias) for alias in ("default", "secondary")}
+def spread(aliases: list[str]) -> dict[str, dict]:
+    """Each alias a database of its own, alternately on the two servers."""
+    servers = ("default", "secondary")
+    return {
+        alias: database(alias, servers[number % 2], f"_{alias}")
+        for number, alias in enumerate(aliases)
+    }
+
+
+DATABASES = {
+    "default": database("default", "default"),
+    "secondary": database("secondary", "secondary"),
+    **spread(TENANTS),
+    **spread(SHARDS),
+}
 DATABASE_ROUTERS = ["crossfk.routers.PartitionRouter"]
 CROSSFK_PARTITIONS = {"testapp.Tag": "secondary"}
 
