@@ -1,9 +1,15 @@
 """Foreign keys between Django models that live in different databases."""
 
-from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
+from crossfk.exceptions import (
+    CrossDBIntegrityError,
+    CrossDBTransactionError,
+    PartitionError,
+)
 from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
+from crossfk.placement import partition
 from crossfk.query import CrossQuerySet
+from crossfk.resolvers import Resolver
 from crossfk.transaction import atomic
 
 __version__ = "0.1.0"  # The one place: pyproject.toml reads it from here.
@@ -14,5 +20,8 @@ __all__ = [
     "CrossDBTransactionError",
     "CrossQuerySet",
     "MultiDBManager",
+    "PartitionError",
+    "Resolver",
     "atomic",
+    "partition",
 ]

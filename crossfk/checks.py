@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
+from crossfk.placement import missing_from_databases
 from crossfk.relations import cross_foreign_keys
 from crossfk.routers import PartitionRouter
 
@@ -65,12 +66,12 @@ def check_partitions(
     messages: list[checks.CheckMessage] = []
     partitions = getattr(settings, "CROSSFK_PARTITIONS", {})
     app_labels = {config.label for config in apps.get_app_configs()}
-    for label, alias in partitions.items():
-        if alias not in settings.DATABASES:
+    for label, value in partitions.items():
+        problem = missing_from_databases(value)
+        if problem is not None:
             messages.append(
                 checks.Error(
-                    f"CROSSFK_PARTITIONS[{label!r}] is {alias!r}, which is not "
-                    f"a key of DATABASES.",
+                    f"CROSSFK_PARTITIONS[{label!r}] is {value!r}, {problem}.",
                     hint=f"Use one of: {aliases}.",
                     id="crossfk.E010",
                 )
@@ -110,7 +111,7 @@ def check_atomic_requests(
     connected = {
         alias
         for field in cross_foreign_keys()
-        for alias in (field.referencing_alias, field.target_alias)
+        for alias in (*field.referencing_aliases, *field.target_aliases)
     }
     flagged = [
         alias

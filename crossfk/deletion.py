@@ -127,21 +127,24 @@ class CrossDeletion:
     def apply(
         self, action: OnDelete, field: CrossRelation, sub_objs: QuerySet[Any]
     ) -> None:
-        """Run ``action`` for the rows of ``field`` that refer to deleted targets."""
+        """Run ``action`` for the rows of ``field`` that refer to deleted
+        targets, in each database they live in (every tenant's)."""
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
-        sub_objs = sub_objs.using(field.referencing_alias).select_related(None)
-        self.applied_actions.append((action, field, sub_objs))
-        self.note_collected_models()
-        self.run(action, field, sub_objs)
-        self.note_collected_models()
+        sub_objs = sub_objs.select_related(None)
+        for alias in field.referencing_aliases:
+            rows = sub_objs.using(alias)
+            self.applied_actions.append((action, field, rows))
+            self.note_collected_models()
+            self.run(action, field, rows)
+            self.note_collected_models()
         self.gather_restricted()
 
     def run(
         self, action: OnDelete, field: CrossRelation, sub_objs: QuerySet[Any]
     ) -> None:
         """Call ``action`` as Django's Collector does, in the rows' own collector."""
-        collector = self.collector_for(field.referencing_alias)
+        collector = self.collector_for(sub_objs.db)
         if action is CASCADE:
             self.cascade(collector, field, sub_objs)
         elif getattr(action, "lazy_sub_objs", False) or sub_objs:
@@ -268,18 +271,27 @@ class CrossDeletion:
     def aliases_to_write(self) -> list[str]:
         """The databases this delete writes to, the root's first.
 
-        Under an open transaction that not every database is part of, the
-        lazy querysets of fast deletes and field updates are asked whether
-        they have rows: an alias with nothing to write needs no transaction.
+        Under an open transaction that not every database is part of, or
+        when the delete reached every database of a model placed in several,
+        the lazy querysets of fast deletes and field updates are asked
+        whether they have rows: an alias with nothing to write needs no
+        transaction.
         """
         aliases = list(self.collectors)
-        if settle_together(aliases):
+        if settle_together(aliases) and not self.reaches_partitions():
             return aliases
         return [
             alias
             for alias, collector in self.collectors.items()
             if alias == self.root.using or has_writes(collector)
         ]
+
+    def reaches_partitions(self) -> bool:
+        """Whether a relation took this delete into every database of a
+        model placed in several: only those with rows to write take part."""
+        return any(
+            len(field.referencing_aliases) > 1 for _, field, _ in self.applied_actions
+        )
 
     def describe_root(self) -> str:
         model, instances = next(iter(self.root.data.items()), (None, ()))
@@ -394,7 +406,7 @@ class CrossDeletion:
         """
         self.lock_targets()
         for action, field, sub_objs in list(self.applied_actions):
-            collector = self.collector_for(field.referencing_alias)
+            collector = self.collector_for(sub_objs.db)
             if action is CASCADE and collector.can_fast_delete(sub_objs):
                 continue  # Its DELETE runs under the lock and takes new rows too.
             if action in (CASCADE, PROTECT, RESTRICT):

@@ -20,3 +20,11 @@ class CrossDBTransactionError(TransactionManagementError):
     would commit or roll that one back on its own, and a rollback would
     leave a dangling reference or lose rows in the others.
     """
+
+
+class PartitionError(LookupError):
+    """A model placed in several databases was used without saying which.
+
+    Raised before any query, naming the model and its databases: name one
+    with ``using(alias)`` or inside ``crossfk.partition(alias)``.
+    """

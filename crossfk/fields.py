@@ -23,6 +23,7 @@ from crossfk.descriptors import CrossDBForwardDescriptor
 from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
 from crossfk.locking import found_and_locked
+from crossfk.placement import model_aliases, names
 from crossfk.transaction import checked_at_commit, declare, note_target_saved
 
 # The one rule for check ids: crossfk's own checks have ids of their own;
@@ -114,6 +115,16 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
     def referencing_alias(self) -> str:
         """The alias this field's own rows are written to."""
         return router.db_for_write(self.model)
+
+    @property
+    def target_aliases(self) -> tuple[str, ...]:
+        """Every alias target rows live in."""
+        return (self.using,) if self.using else model_aliases(self.remote_field.model)
+
+    @property
+    def referencing_aliases(self) -> tuple[str, ...]:
+        """Every alias this field's own rows live in (a tenant's each)."""
+        return model_aliases(self.model)
 
     def target_queryset(self) -> models.QuerySet[Any]:
         """All target rows, in the target's database, unfiltered by its managers."""
@@ -261,9 +272,9 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         reverse = self.related_query_name()
         raise FieldError(
             f"Cannot join {referencing} and {target} across databases through "
-            f"{self.describe()} ({referencing} in '{self.referencing_alias}', "
+            f"{self.describe()} ({referencing} in {names(self.referencing_aliases)}, "
             f"{target} in "
-            f"'{self.target_alias}'). Query them through a MultiDBManager, "
+            f"{names(self.target_aliases)}). Query them through a MultiDBManager, "
             f"which splits such lookups in two; for a model whose manager you "
             f"cannot replace, wrap it: crossfk.CrossQuerySet({target})"
             f".filter({reverse}__...). Or use prefetch_cross() to load the "
@@ -350,13 +361,14 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         unresolved = isinstance(self.remote_field.model, str)
         if unresolved or self._check_using_alias():
             return []  # Reported by the checks above.
-        if self.target_alias != self.referencing_alias:
+        aliases = {*self.target_aliases, *self.referencing_aliases}
+        if len(aliases) != 1:
             return []
         return [
             checks.Warning(
                 f"{self.describe()} and its target "
                 f"{self.remote_field.model._meta.label} both live in database "
-                f"'{self.target_alias}'.",
+                f"'{aliases.pop()}'.",
                 hint="A models.ForeignKey would give a real constraint and joins.",
                 obj=self,
                 id="crossfk.W001",

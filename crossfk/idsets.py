@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from operator import itemgetter
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet

@@ -1,42 +1,52 @@
-"""``MultiDBManager``: a manager that pins its model to one database alias."""
+"""``MultiDBManager``: a manager that places its model in its database(s)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 from django.db import models
 
+from crossfk.placement import Placed, missing_from_databases
 from crossfk.query import CrossQuerySet
+from crossfk.resolvers import Resolver
 
 # At module level, where django-stubs' plugin can type it.
 CrossManager = models.Manager.from_queryset(CrossQuerySet)
 
 
-class MultiDBManager(CrossManager[Any]):
-    """Read from and write to ``alias`` without ``using()`` at every call.
+class MultiDBManager(Placed, CrossManager[Any]):
+    """Place the model in ``placement``: an alias, a list of aliases (a
+    database per tenant), or a ``crossfk.Resolver`` (rows spread by key).
 
-    With ``crossfk.routers.PartitionRouter`` installed, ``save()``, ``delete()``
-    and migrations follow the same alias. ``using()`` and ``db_manager()``
-    still override it, as on any manager.
+    One alias is used without ``using()`` at every call; with
+    ``crossfk.routers.PartitionRouter`` installed, ``save()``, ``delete()``
+    and migrations follow it. A model in several aliases is used in the one
+    ``using()`` or ``crossfk.partition()`` names. ``using()`` and
+    ``db_manager()`` override either, as on any manager.
     """
 
-    def __init__(self, alias: str | None = None) -> None:
+    def __init__(self, placement: str | Sequence[str] | Resolver | None = None) -> None:
         # Related managers subclass the default manager and call __init__()
         # without arguments; they then defer to the router, which answers
-        # with the same alias.
+        # with the same placement.
         super().__init__()
-        self.pinned_alias = alias
-        self._db = alias
+        self.placement = placement
+        self.pinned_alias = placement if isinstance(placement, str) else None
+        self._db = self.pinned_alias
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        if self.pinned_alias is None or self.pinned_alias in settings.DATABASES:
+        if self.placement is None:
+            return []
+        problem = missing_from_databases(self.placement)
+        if problem is None:
             return []
         return [
             checks.Error(
                 f"{self.model._meta.label}.{self.name} is MultiDBManager"
-                f"({self.pinned_alias!r}), which is not a key of DATABASES.",
+                f"({self.placement!r}), {problem}.",
                 hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
                 obj=self.model,
                 id="crossfk.E009",

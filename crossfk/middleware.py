@@ -11,7 +11,9 @@ included) is settled with it.
 Like ``ATOMIC_REQUESTS``, it covers the view (and the rendering of a
 ``TemplateResponse``), rolls back when the view raises, and honours
 ``django.db.transaction.non_atomic_requests``. Put it last in
-``MIDDLEWARE``, and leave ``ATOMIC_REQUESTS`` off.
+``MIDDLEWARE``, and leave ``ATOMIC_REQUESTS`` off. It covers the databases
+models are pinned to; a database of models placed in several (a tenant's)
+when it is the ``crossfk.partition()`` the view runs in.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from contextlib import ExitStack
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
-from django.db import connections, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
+from crossfk.placement import working_aliases
 from crossfk.transaction import atomic
 
 
@@ -48,11 +51,11 @@ class AtomicRequestsMiddleware:
         view_args: Any,
         view_kwargs: Any,
     ) -> None:
-        aliases = [
-            alias
-            for alias in connections
-            if alias not in getattr(view_func, "_non_atomic_requests", set())
-        ]
+        left_out: set[str] = getattr(view_func, "_non_atomic_requests", set())
+        # A tenant's database is in the request's block only when the view
+        # works in its partition: every tenant's on every request would
+        # connect to all of them.
+        aliases = [alias for alias in working_aliases() if alias not in left_out]
         if aliases and iscoroutinefunction(view_func):
             # As Django's ATOMIC_REQUESTS: only a view it would wrap.
             raise RuntimeError(

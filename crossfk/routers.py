@@ -1,64 +1,42 @@
-"""Route every model to the database that holds its table (its partition)."""
+"""``PartitionRouter``: route every model to the database(s) it is placed in
+(see ``crossfk.placement``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, models
+from django.db import models
 
-from crossfk.managers import MultiDBManager
-
-
-def declared_alias(model: type[models.Model]) -> str | None:
-    """The alias a model's ``MultiDBManager`` pins it to, if it has one."""
-    for manager in model._meta.managers:
-        if isinstance(manager, MultiDBManager) and manager.pinned_alias:
-            return manager.pinned_alias
-    return None
-
-
-def partition_for_label(app_label: str, model_name: str | None = None) -> str:
-    """The alias ``CROSSFK_PARTITIONS`` gives a model (``"app.Model"``) or app."""
-    # Read at use time so that override_settings() applies.
-    partitions = getattr(settings, "CROSSFK_PARTITIONS", {})
-    if model_name is not None:
-        for label, alias in partitions.items():
-            if "." in label and label.lower() == f"{app_label}.{model_name}".lower():
-                return str(alias)
-    return str(partitions.get(app_label, DEFAULT_DB_ALIAS))
-
-
-def partition_for_model(model: type[models.Model]) -> str:
-    """The alias a model lives in: its manager, else the settings, else default."""
-    opts = model._meta
-    owner = opts.auto_created
-    if isinstance(owner, type):  # A many-to-many through table lives with it.
-        return partition_for_model(owner)
-    return declared_alias(model) or partition_for_label(opts.app_label, opts.model_name)
+from crossfk.placement import (
+    aliases_of,
+    model_aliases,
+    partition_for_model,
+    placement_for_label,
+)
 
 
 class PartitionRouter:
-    """Pin each model to one alias for reads, writes and migrations.
+    """Pin each model to its alias(es) for reads, writes and migrations.
 
-    Instance hints are ignored on purpose: Django's default of following the
-    related instance's database is exactly what sends cross-database queries
-    to the wrong server.
+    Instance hints are ignored for a model placed in one alias, on purpose:
+    Django's default of following the related instance's database is
+    exactly what sends cross-database queries to the wrong server. A model
+    placed in several follows its own instance's database, as Django does.
     """
 
     def db_for_read(self, model: type[models.Model], **hints: Any) -> str:
-        return partition_for_model(model)
+        return partition_for_model(model, hints.get("instance"))
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str:
-        return partition_for_model(model)
+        return partition_for_model(model, hints.get("instance"))
 
     def allow_relation(
         self, obj1: models.Model, obj2: models.Model, **hints: Any
     ) -> bool:
         # A real ForeignKey across partitions would join across servers; keep
         # Django's refusal. CrossDBForeignKey does not ask the router.
-        return partition_for_model(type(obj1)) == partition_for_model(type(obj2))
+        return instance_alias(obj1) == instance_alias(obj2)
 
     def allow_migrate(
         self, db: str, app_label: str, model_name: str | None = None, **hints: Any
@@ -68,11 +46,19 @@ class PartitionRouter:
             if model is None:
                 # RunPython / RunSQL without a model hint (auth's proxy
                 # permissions, say) runs where its app's tables are.
-                return db == partition_for_label(app_label)
+                return db in aliases_of(placement_for_label(app_label))
             model_name = model._meta.model_name
         # Historical models lose their managers, so ask the current registry.
         try:
             model = apps.get_model(app_label, model_name)
         except LookupError:
-            return db == partition_for_label(app_label, model_name)
-        return db == partition_for_model(model)
+            return db in aliases_of(placement_for_label(app_label, model_name))
+        return db in model_aliases(model)
+
+
+def instance_alias(instance: models.Model) -> str:
+    """The alias an instance lives in: where it was read, else its model's."""
+    model = type(instance)
+    if len(model_aliases(model)) > 1 and instance._state.db is not None:
+        return instance._state.db
+    return partition_for_model(model, instance)

@@ -36,6 +36,7 @@ from typing import Any, Literal, overload
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
+from crossfk.placement import working_aliases
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 # Global transaction id of one participant: the block's id, the position of
@@ -64,7 +65,10 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
     references = Counter(
-        (field.target_alias, field.referencing_alias) for field in cross_foreign_keys()
+        (target_alias, referencing_alias)
+        for field in cross_foreign_keys()
+        for target_alias in field.target_aliases
+        for referencing_alias in field.referencing_aliases
     )
     while remaining:
         first = min(
@@ -214,19 +218,22 @@ class CrossAtomic(ContextDecorator):
     def __init__(
         self, aliases: Iterable[str], savepoint: bool, durable: bool, two_phase: bool
     ) -> None:
-        self.aliases = tuple(dict.fromkeys(aliases))
+        self.named_aliases = tuple(dict.fromkeys(aliases))
+        self.aliases = self.named_aliases
         self.savepoint, self.durable, self.two_phase = savepoint, durable, two_phase
-        if two_phase:
-            unsupported = [
-                alias
-                for alias in self.aliases
-                if connections[alias].vendor != "postgresql"
-            ]
-            if unsupported:
-                raise NotSupportedError(
-                    f"two_phase=True needs PostgreSQL; not so for "
-                    f"{', '.join(map(repr, unsupported))}."
-                )
+        self.refuse_two_phase_without_postgresql()
+
+    def refuse_two_phase_without_postgresql(self) -> None:
+        unsupported = [
+            alias
+            for alias in self.aliases
+            if self.two_phase and connections[alias].vendor != "postgresql"
+        ]
+        if unsupported:
+            raise NotSupportedError(
+                f"two_phase=True needs PostgreSQL; not so for "
+                f"{', '.join(map(repr, unsupported))}."
+            )
 
     def __repr__(self) -> str:
         return f"crossfk.atomic({', '.join(map(repr, self.aliases))})"
@@ -234,9 +241,14 @@ class CrossAtomic(ContextDecorator):
     def _recreate_cm(self) -> CrossAtomic:
         # A decorated function may run again (or recursively) before the
         # last call has left its blocks: give each call its own state.
-        return type(self)(self.aliases, self.savepoint, self.durable, self.two_phase)
+        return type(self)(
+            self.named_aliases, self.savepoint, self.durable, self.two_phase
+        )
 
     def __enter__(self) -> CrossAtomic:
+        if not self.named_aliases:
+            self.aliases = tuple(working_aliases())
+            self.refuse_two_phase_without_postgresql()
         if len(self.aliases) > 1:
             owning_block(self.aliases, repr(self))
         # The databases on which this block opens the transaction: it commits
@@ -451,14 +463,16 @@ def atomic(
     durable: bool = False,
     two_phase: bool = False,
 ) -> CrossAtomic | Callable[..., Any]:
-    """Open ``transaction.atomic()`` on each alias (every alias when none given).
+    """Open ``transaction.atomic()`` on each alias; when none is given, on
+    each alias a model is pinned to, and the ``partition()`` in effect as the
+    block opens.
 
     Usable as a context manager and as a decorator, with or without
     arguments, like Django's. The commit order is crossfk's choice (see the
     module docstring); ``two_phase=True`` adds PostgreSQL's two-phase commit.
     """
     if len(aliases) == 1 and callable(aliases[0]):
-        block = CrossAtomic(tuple(connections), savepoint, durable, two_phase)
+        block = CrossAtomic((), savepoint, durable, two_phase)
         decorated: Callable[..., Any] = block(aliases[0])
         return decorated
-    return CrossAtomic(aliases or tuple(connections), savepoint, durable, two_phase)
+    return CrossAtomic(aliases, savepoint, durable, two_phase)

@@ -3,6 +3,7 @@
 import factory
 
 from crossfk.factories import PartitionedModelFactory
+from tests.tenants import models as tenants
 from tests.testapp import models
 
 
@@ -104,3 +105,35 @@ class SlugLinkFactory(PartitionedModelFactory):
 def factories_for(family) -> dict[str, type[PartitionedModelFactory]]:
     """A factory per model of a twins family: ``{"Post": CrossPostFactory, ...}``."""
     return {name: factory_for(model) for name, model in vars(family).items()}
+
+
+class CustomerFactory(PartitionedModelFactory):
+    name = factory.Sequence(lambda n: f"Customer {n}")
+
+    class Meta:
+        model = tenants.Customer
+
+
+class OrderFactory(PartitionedModelFactory):
+    """Inside ``crossfk.partition(alias)``: the order goes to that tenant."""
+
+    customer = factory.SubFactory(CustomerFactory)
+    total = factory.Sequence(lambda n: n * 10)
+
+    class Meta:
+        model = tenants.Order
+
+
+class OrderLineFactory(PartitionedModelFactory):
+    order = factory.SubFactory(OrderFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n}")
+
+    class Meta:
+        model = tenants.OrderLine
+
+
+class InvoiceFactory(PartitionedModelFactory):
+    customer = factory.SubFactory(CustomerFactory)
+
+    class Meta:
+        model = tenants.Invoice

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "tests.lookuptwins",
     "tests.deletetwins",
     "tests.deletecases",
+    "tests.tenants",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -15,7 +15,8 @@ from django.test import override_settings
 from crossfk.checks import check_tables
 from tests.testapp.models import Memo
 
-pytestmark = pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+# The command looks for the table in every database.
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 WRITTEN = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -97,6 +97,8 @@ def test_deconstruct_gives_the_users_arguments_back():
     assert rebuilt.deconstruct() == (name, path, args, kwargs)
 
 
+# makemigrations reads the migration history of every database.
+@pytest.mark.django_db(databases="__all__")
 def test_makemigrations_finds_no_changes():
     # Exits with SystemExit(1) if the committed migration is out of date.
     call_command("makemigrations", "testapp", check=True, dry_run=True, verbosity=0)
@@ -241,7 +243,25 @@ def test_check_refuses_a_manager_alias_missing_from_databases():
             "a key of DATABASES.",
         )
     ]
-    assert errors[0].hint == "Use one of: 'default', 'secondary'."
+    assert errors[0].hint == (
+        "Use one of: 'default', 'secondary', 'tenant_0', 'tenant_1', 'tenant_2', "
+        "'tenant_3', 'tenant_4', 'tenant_5', 'tenant_6', 'tenant_7', 'shard_0', "
+        "'shard_1', 'shard_2', 'shard_3'."
+    )
+
+
+@isolate_apps("tests.testapp")
+def test_check_names_each_alias_of_a_list_missing_from_databases():
+    class Misplaced(IsolatedModel):
+        objects = MultiDBManager(["tenant_0", "nope", "tenant_1", "gone"])
+
+    assert [(m.id, m.msg) for m in Misplaced.check()] == [
+        (
+            "crossfk.E009",
+            "testapp.Misplaced.objects is MultiDBManager(['tenant_0', 'nope', "
+            "'tenant_1', 'gone']), and 'nope', 'gone' are not keys of DATABASES.",
+        )
+    ]
 
 
 def test_check_refuses_a_partition_alias_missing_from_databases():

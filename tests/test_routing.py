@@ -6,7 +6,8 @@ from django.db import connections, router
 from django.db.models import F
 from django.test import override_settings
 
-from crossfk.routers import PartitionRouter, partition_for_model
+from crossfk.placement import partition_for_model
+from crossfk.routers import PartitionRouter
 from crossfk.testing import assert_queries_per_db
 from tests.factories import LinkFactory, PostFactory, TagFactory
 from tests.testapp.models import Link, Post, Tag
@@ -95,6 +96,7 @@ def test_allow_relation_refuses_ordinary_relations_across_partitions():
     assert router.allow_relation(post, post.author) is True
 
 
+@pytest.mark.django_db(databases="__all__")
 def test_migrate_all_migrates_every_alias(capsys):
     call_command("migrate_all", verbosity=1, interactive=False)
     output = capsys.readouterr().out

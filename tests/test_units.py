@@ -17,7 +17,9 @@ from tests.testapp.models import Link, Post, Tag
 
 def references(monkeypatch, *pairs):
     """Pretend the installed cross relations are ``(target, source)`` pairs."""
-    fields = [SimpleNamespace(target_alias=t, referencing_alias=s) for t, s in pairs]
+    fields = [
+        SimpleNamespace(target_aliases=(t,), referencing_aliases=(s,)) for t, s in pairs
+    ]
     monkeypatch.setattr(transaction, "cross_foreign_keys", lambda: fields)
 
 
