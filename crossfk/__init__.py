@@ -5,6 +5,7 @@ from crossfk.exceptions import (
     CrossDBTransactionError,
     PartitionError,
 )
+from crossfk.fanout import fan_out
 from crossfk.fields import CrossDBForeignKey
 from crossfk.managers import MultiDBManager
 from crossfk.placement import partition
@@ -23,5 +24,6 @@ __all__ = [
     "PartitionError",
     "Resolver",
     "atomic",
+    "fan_out",
     "partition",
 ]

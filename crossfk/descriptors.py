@@ -1,4 +1,5 @@
-"""Access to the target of a CrossDBForeignKey (``link.post``).
+"""Access to the target of a CrossDBForeignKey (``link.post``) and to the
+rows that refer to one (``post.links``).
 
 Django's ``ForwardManyToOneDescriptor`` does the caching in
 ``instance._state.fields_cache``, the ``RelatedObjectDoesNotExist`` type and,
@@ -6,12 +7,17 @@ on Django 6.1+, the fetch modes. Only three things differ across databases:
 the queryset reads the target's own alias, a missing row is a dangling id
 rather than a broken constraint, and assignment does not ask the router
 (which rightly refuses real foreign keys between partitions).
+
+The reverse side is Django's related manager, but for one thing: when the
+referencing model lives in several databases (a tenant's each) and no
+``partition()`` names one, it reads all of them (``crossfk.fanout``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from functools import cached_property
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +28,18 @@ from django.db.models.fields.related_descriptors import (
     ReverseManyToOneDescriptor,
 )
 
+from crossfk.fanout import FanOut, fan_out, fans_out, reads_every_alias
 from crossfk.idsets import IdSet
+from crossfk.parallel import run_per_alias
+from crossfk.placement import active_partition, model_aliases, partition
 
-# django-stubs make the descriptor generic; Django's cannot be subscripted.
+# django-stubs make the descriptors generic; Django's cannot be subscripted.
 if TYPE_CHECKING:
     ForwardDescriptor = ForwardManyToOneDescriptor[Any]
+    ReverseDescriptor = ReverseManyToOneDescriptor[Any]
 else:
     ForwardDescriptor = ForwardManyToOneDescriptor
+    ReverseDescriptor = ReverseManyToOneDescriptor
 
 
 class CrossDBForwardDescriptor(ForwardDescriptor):
@@ -161,6 +172,59 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
         field.set_cached_value(instance, value)
 
 
+class CrossDBReverseDescriptor(ReverseDescriptor):
+    """``post.links``: Django's related manager, fanned out over every
+    database of the referencing model when no partition names one."""
+
+    @cached_property
+    def related_manager_cls(self) -> type[Any]:
+        return fanned_out_related_manager(super().related_manager_cls)
+
+
+def fanned_out_related_manager(related_manager: type[Any]) -> type[Any]:
+    class CrossRelatedManager(related_manager):  # type: ignore[misc]
+        def get_queryset(self) -> Any:
+            if self._db is not None or not reads_every_alias(self.model):
+                return super().get_queryset()
+            aliases = model_aliases(self.model)
+            # Django reads a database's features to build the filter: any
+            # of the model's answers. The queryset names none: it reads the
+            # partition in effect when it is evaluated, or all of them.
+            with partition(active_partition_of(aliases)):
+                queryset = super().get_queryset()
+            if isinstance(queryset, QuerySet) and fans_out(queryset):
+                return fan_out(queryset)
+            return queryset  # A prefetched one, or one the partition names.
+
+        def get_prefetch_querysets(
+            self, instances: list[Model], querysets: Any = None
+        ) -> tuple[Any, ...]:
+            parent: Any = super()
+            if self._db is not None or not reads_every_alias(self.model):
+                return tuple(parent.get_prefetch_querysets(instances, querysets))
+
+            def in_alias(alias: str) -> tuple[Any, ...]:
+                # Django's reads its queryset (it caches each row's target).
+                with partition(alias):
+                    return tuple(parent.get_prefetch_querysets(instances, querysets))
+
+            by_alias = run_per_alias(in_alias, model_aliases(self.model))
+            first = next(iter(by_alias.values()))
+            rows = FanOut(first[0])
+            rows._result_cache = [
+                row for found in by_alias.values() for row in found[0]
+            ]
+            return (rows, *first[1:])
+
+    return CrossRelatedManager
+
+
+def active_partition_of(aliases: tuple[str, ...]) -> str:
+    """The partition in effect if it is one of ``aliases``, else the first."""
+    active = active_partition()
+    return active if active in aliases else aliases[0]
+
+
 def reverse_cross_field(model: type[Model], lookup: object) -> Any:
     """The CrossDBForeignKey whose reverse accessor ``lookup`` is, when the
     lookup names just that (``"links"``); else None."""
@@ -208,7 +272,7 @@ def prefetch_reverse_into(instances: list[Model], field: Any) -> list[Model] | N
         queryset = queryset.filter(
             **{f"{attname}__in": IdSet(keys, field.target_field)}
         )
-        rows = list(queryset)
+        rows = list(fan_out(queryset) if fans_out(queryset) else queryset)
         for row in rows:
             rows_by_key[getattr(row, attname)].append(row)
     forward_cache = field.cache_name

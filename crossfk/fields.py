@@ -19,7 +19,7 @@ from django.db import models, router
 from django.db.models import signals
 
 from crossfk.deletion import CrossOnDelete
-from crossfk.descriptors import CrossDBForwardDescriptor
+from crossfk.descriptors import CrossDBForwardDescriptor, CrossDBReverseDescriptor
 from crossfk.exceptions import CrossDBIntegrityError
 from crossfk.idsets import IdSet, IdSetIn
 from crossfk.locking import found_and_locked
@@ -60,6 +60,7 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
     """A many-to-one relation to a model that may live in another database."""
 
     forward_related_accessor_class = CrossDBForwardDescriptor
+    related_accessor_class = CrossDBReverseDescriptor
     # What crossfk.relations.cross_foreign_keys() looks for.
     crosses_databases = True
     description = "Foreign key (type determined by related field) across databases"

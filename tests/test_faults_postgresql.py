@@ -22,7 +22,8 @@ from django.db import connections
 from tests.factories import LinkFactory, PostFactory
 from tests.testapp.models import Link, Post
 
-pytestmark = pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+# crossfk_recover looks for prepared transactions in every database.
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,8 @@ from crossfk.transaction import prepared_gid
 from tests.factories import LinkFactory, PostFactory
 from tests.testapp.models import Link, Post
 
-pytestmark = pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+# crossfk_recover looks for prepared transactions in every database.
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 
 def prepared_gids(alias):

@@ -26,9 +26,6 @@ class Order(models.Model):
 
     objects = MultiDBManager(TENANTS)
 
-    class Meta:
-        ordering = ["id"]
-
 
 class OrderLine(models.Model):
     """A real ForeignKey inside each tenant's database."""
