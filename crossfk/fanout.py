@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from heapq import merge
 from itertools import chain
+from threading import Lock
 from typing import Any, TypeVar
 
 from django.db import NotSupportedError, connections
@@ -45,6 +48,33 @@ COMBINE: dict[type[Any], Callable[[list[Any]], Any]] = {
     Min: lambda values: min((v for v in values if v is not None), default=None),
     Max: lambda values: max((v for v in values if v is not None), default=None),
 }
+
+
+@dataclass
+class ReadOnce:
+    """What the id sets of one fan-out have read, shared by its workers."""
+
+    values: dict[int, list[Any]] = field(default_factory=dict)
+    lock: Lock = field(default_factory=Lock)
+
+
+_read_once: ContextVar[ReadOnce | None] = ContextVar("crossfk_read_once", default=None)
+
+
+def read_once(source: object, read: Callable[[], list[Any]]) -> list[Any]:
+    """``read()``; inside a fan-out, once for all its databases.
+
+    A fan-out compiles the same query once per database: a filter across a
+    relation (``fan_out(Order.objects.filter(customer__name=...))``) would
+    otherwise ask the target's database once per database fanned out to.
+    """
+    shared = _read_once.get()
+    if shared is None:
+        return read()
+    with shared.lock:
+        if id(source) not in shared.values:
+            shared.values[id(source)] = read()
+        return shared.values[id(source)]
 
 
 def fan_out(queryset: QuerySet[Any, Any]) -> FanOut:
@@ -85,9 +115,13 @@ class FanOut:
     def per_alias(self, function: Callable[[QuerySet[Any, Any]], T]) -> dict[str, T]:
         """``function(queryset.using(alias))`` for every alias, concurrently."""
         queryset = self.queryset
-        return run_per_alias(
-            lambda alias: function(queryset.using(alias)), self.aliases
-        )
+        token = _read_once.set(ReadOnce())
+        try:
+            return run_per_alias(
+                lambda alias: function(queryset.using(alias)), self.aliases
+            )
+        finally:
+            _read_once.reset(token)
 
     # Rows ---------------------------------------------------------------------
 
@@ -106,10 +140,8 @@ class FanOut:
             # Each database's rows without prefetching: the prefetch then
             # runs once over all of them, one query per database it reads.
             lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
-            bare = queryset.prefetch_related(None)
-            by_alias = run_per_alias(
-                lambda alias: list(bare.using(alias)), self.aliases
-            )
+            bare = FanOut(queryset.prefetch_related(None))
+            by_alias = bare.per_alias(list)
             rows = merged(queryset, list(by_alias.values()), self.aliases[0])
             if lookups and rows and isinstance(rows[0], Model):
                 prefetch_related_objects(rows, *lookups)

@@ -22,6 +22,8 @@ from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
 
+from crossfk.fanout import fan_out, fans_out, read_once
+
 # What as_sql() returns: the SQL, and its parameters.
 SQL = tuple[str, Any]
 
@@ -72,13 +74,16 @@ class IdSet(Expression):
         source = self.values
         if isinstance(source, QuerySet):
             source = source.all()  # A fresh read at each compile: no stale ids.
+            if fans_out(source):
+                source = fan_out(source)  # every database of a tenant's model
         # The values are Python values already: read from a database, taken
         # from instances, or prepared by the lookup. Preparing them again
         # would cost more than the query at a few hundred ids.
         low, high = self.column_range(connection)
+        read = read_once(self, lambda: list(OrderedSet(source)))
         values = [
             field.get_db_prep_value(value, connection, prepared=True)
-            for value in OrderedSet(source)
+            for value in read
             if value is not None
             # As Django's integer lookups: a value the column cannot hold
             # matches nothing, rather than failing the cast.

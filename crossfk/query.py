@@ -135,8 +135,13 @@ class CrossLookup:
         ``links=None``) are conditions on the referencing row's pk.
         """
         field = self.field
+        # A model in several databases is read where the partition in effect
+        # says, else in all of them, when the ids are read (see IdSet).
+        own_alias = (
+            field.referencing_alias if len(field.referencing_aliases) == 1 else None
+        )
         referencing_rows: CrossQuerySet[Any, Any] = CrossQuerySet(
-            field.model, using=field.referencing_alias
+            field.model, using=own_alias
         )
         opts = field.model._meta
         field_names = {"pk"} | {f.name for f in opts.get_fields()}

@@ -126,7 +126,7 @@ def test_the_reverse_prefetch_is_one_query_per_tenant(placed):
 
 
 def test_a_prefetch_with_its_own_queryset_is_one_query_per_tenant(placed):
-    ann, bob, orders = placed
+    _, _, orders = placed
     big = Prefetch(
         "orders", queryset=Order.objects.filter(total__gte=20), to_attr="big"
     )
@@ -139,7 +139,43 @@ def test_a_prefetch_with_its_own_queryset_is_one_query_per_tenant(placed):
 
 
 def test_the_reverse_prefetch_in_a_partition_reads_only_it(placed):
-    ann, _, orders = placed
+    _, _, orders = placed
     with partition("tenant_0"), assert_queries_per_db({"tenant_0": 1, "default": 1}):
         (customer, _) = Customer.objects.order_by("id").prefetch_cross("orders")
         assert list(customer.orders.all()) == orders["tenant_0"]
+
+
+# Filters through the reverse relation ---------------------------------------------
+
+
+def test_a_reverse_filter_asks_every_tenant_and_unites_the_ids(placed):
+    ann, bob, _ = placed
+    with assert_queries_per_db({**EACH_TENANT_ONCE, "default": 1}):
+        assert list(Customer.objects.filter(orders__total__gte=40)) == [ann]
+    assert list(Customer.objects.filter(orders__total=20)) == [bob]
+    assert list(Customer.objects.exclude(orders__total__gte=40)) == [bob]
+
+
+def test_a_reverse_filter_in_a_partition_asks_only_it(placed):
+    _, bob, _ = placed
+    with partition("tenant_3"), assert_queries_per_db({"tenant_3": 1, "tenant_0": 0}):
+        assert list(Customer.objects.filter(orders__total__gt=0)) == [bob]
+
+
+def test_customers_without_orders_in_any_tenant(placed):
+    carol = CustomerFactory()
+    assert list(Customer.objects.filter(orders=None)) == [carol]
+    with partition("tenant_3"):
+        assert list(Customer.objects.filter(orders=None).order_by("id")) == [
+            placed[0],
+            carol,
+        ]
+
+
+def test_a_filter_across_to_the_shared_table_asks_it_once_for_every_tenant(placed):
+    ann, _, orders = placed
+    with assert_queries_per_db({**EACH_TENANT_ONCE, "default": 1}):
+        rows = list(fan_out(Order.objects.filter(customer__name=ann.name)))
+    assert rows == orders["tenant_0"] + orders["tenant_7"]
+    with assert_queries_per_db({**EACH_TENANT_ONCE, "default": 1}):
+        assert fan_out(Order.objects.filter(customer__name=ann.name)).count() == 4
