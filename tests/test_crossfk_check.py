@@ -7,14 +7,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
+from crossfk import partition
 from crossfk.testing import assert_queries_per_db
 from tests.factories import (
+    CustomerFactory,
     LinkFactory,
+    OrderFactory,
     PostFactory,
     ProtectedLinkFactory,
     SlugLinkFactory,
     TagFactory,
 )
+from tests.tenants.models import TENANTS, Customer, Order
 from tests.testapp.models import Link, ProtectedLink, Tag
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
@@ -139,3 +143,40 @@ def crossfk_check_lines(label, prefix):
     with pytest.raises(CommandError):
         call_command("crossfk_check", label, stdout=stdout)
     return sum(line.startswith(prefix) for line in stdout.getvalue().splitlines())
+
+
+# Many databases ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS])
+def test_a_model_in_several_databases_is_scanned_in_each():
+    gone, kept = CustomerFactory.create_batch(2)
+    for alias, customer in [("tenant_2", gone), ("tenant_2", gone), ("tenant_5", kept)]:
+        with partition(alias):
+            OrderFactory(customer=customer)
+    Customer.objects.filter(pk=gone.pk)._raw_delete("default")
+
+    with pytest.raises(CommandError, match="2 dangling"):
+        crossfk_check("tenants.Order")
+    output = crossfk_check("tenants.Order", fix="delete")
+
+    order = "tenants.Order.customer in 'tenant_{}' -> tenants.Customer (default)"
+    lines = output.splitlines()
+    assert lines[2] == order.format(2) + ": 2 dangling, deleted"
+    assert lines[5] == order.format(5) + ": 0 dangling"
+    assert len(lines) == 8
+    assert [alias for alias in TENANTS if Order.objects.using(alias).exists()] == [
+        "tenant_5"
+    ]
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS])
+def test_database_narrows_the_scan_to_those_databases():
+    output = crossfk_check("tenants.Order.customer", database=["tenant_1", "tenant_6"])
+    order = "tenants.Order.customer in 'tenant_{}' -> tenants.Customer (default)"
+    assert output == (f"{order.format(1)}: 0 dangling\n{order.format(6)}: 0 dangling\n")
+
+
+def test_database_refuses_an_unknown_alias():
+    with pytest.raises(CommandError, match="--database: 'tenant_9' not in DATABASES"):
+        crossfk_check(database=["tenant_9"])

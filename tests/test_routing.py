@@ -1,7 +1,11 @@
 """Placement: each model's reads, writes and tables stay in its own database."""
 
+from io import StringIO
+
 import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections, router
 from django.db.models import F
 from django.test import override_settings
@@ -103,6 +107,23 @@ def test_migrate_all_migrates_every_alias(capsys):
     assert "Migrating database 'default'" in output
     assert "Migrating database 'secondary'" in output
     assert output.index("'default'") < output.index("'secondary'")
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_migrate_all_in_parallel_prints_each_databases_output_in_order():
+    stdout = StringIO()
+    call_command("migrate_all", parallel=4, verbosity=1, stdout=stdout)
+    headings = [
+        line for line in stdout.getvalue().splitlines() if line.startswith("Migrating")
+    ]
+    assert headings == [f"Migrating database '{alias}'" for alias in settings.DATABASES]
+    sections = stdout.getvalue().split("Migrating database ")[1:]
+    assert all("No migrations to apply." in section for section in sections)
+
+
+def test_migrate_all_refuses_a_parallel_below_one():
+    with pytest.raises(CommandError, match=r"--parallel must be at least 1\."):
+        call_command("migrate_all", parallel=0)
 
 
 @override_settings(CROSSFK_PARTITIONS={"blog": "secondary", "shop.Order": "secondary"})

@@ -4,7 +4,9 @@ Nothing stops a target row from being deleted behind crossfk's back (raw SQL,
 another application, a restore of one database only). This command scans
 every CrossDBForeignKey in batches: one query for a page of referencing rows,
 one query for which of their targets exist. Pages are read by primary key
-(keyset pagination), so memory does not grow with the table.
+(keyset pagination), so memory does not grow with the table. A model placed
+in several databases is scanned in each (``--database`` narrows them), all
+at the same time (``crossfk.parallel``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 from django.db.models import QuerySet
 
+from crossfk.parallel import run_per_alias
+from crossfk.placement import names
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 FIXES = ("delete", "null")
@@ -61,6 +66,13 @@ class Command(BaseCommand):
             "cascades), or set the reference to NULL.",
         )
         parser.add_argument(
+            "--database",
+            action="append",
+            dest="databases",
+            metavar="ALIAS",
+            help="Scan the referencing rows in this database only (repeatable).",
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
             default=2000,
@@ -74,10 +86,14 @@ class Command(BaseCommand):
         fix: str | None,
         batch_size: int,
         verbosity: int,
+        databases: list[str] | None = None,
         **options: Any,
     ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
+        unknown = [alias for alias in databases or () if alias not in connections]
+        if unknown:
+            raise CommandError(f"--database: {names(unknown)} not in DATABASES.")
         fields = named_fields(labels)
         if fix == "null":
             not_nullable = [field.describe() for field in fields if not field.null]
@@ -89,18 +105,7 @@ class Command(BaseCommand):
                 )
         unfixed = 0
         for field in fields:
-            dangling = self.scan(field, fix, batch_size, verbosity)
-            label = f"{field.model._meta.label}.{field.name}"
-            target = field.remote_field.model._meta.label
-            outcome = (
-                f", {'deleted' if fix == 'delete' else 'set to NULL'}"
-                if (fix and dangling)
-                else ""
-            )
-            self.stdout.write(
-                f"{label} -> {target} ({field.target_alias}): "
-                f"{dangling} dangling{outcome}"
-            )
+            dangling = self.check_field(field, databases, fix, batch_size, verbosity)
             if not fix:
                 unfixed += dangling
         if unfixed:
@@ -110,15 +115,63 @@ class Command(BaseCommand):
                 returncode=1,
             )
 
-    def scan(
-        self, field: CrossRelation, fix: str | None, batch_size: int, verbosity: int
+    def check_field(
+        self,
+        field: CrossRelation,
+        databases: list[str] | None,
+        fix: str | None,
+        batch_size: int,
+        verbosity: int,
     ) -> int:
-        """Count (and fix) one field's dangling references, page by page."""
-        rows = field.model._base_manager.using(field.referencing_alias)
-        show_progress = self.stderr.isatty()
+        """Scan ``field`` in each database it lives in (of ``databases``), at
+        once; report each; return how many dangling references were found."""
+        aliases = [
+            alias
+            for alias in field.referencing_aliases
+            if databases is None or alias in databases
+        ]
+        # One alias shows its progress; several are scanned at once.
+        progress = len(aliases) == 1 and self.stderr.isatty()
+        scans = run_per_alias(
+            lambda alias: self.scan(field, alias, fix, batch_size, progress), aliases
+        )
+        for alias, (dangling, broken) in scans.items():
+            if verbosity >= 2:
+                for line in broken:
+                    self.stdout.write(line)
+            self.stdout.write(self.summary(field, alias, dangling, fix))
+        return sum(dangling for dangling, _ in scans.values())
+
+    def summary(
+        self, field: CrossRelation, alias: str, dangling: int, fix: str | None
+    ) -> str:
+        label = f"{field.model._meta.label}.{field.name}"
+        target = field.remote_field.model._meta.label
+        outcome = (
+            f", {'deleted' if fix == 'delete' else 'set to NULL'}"
+            if (fix and dangling)
+            else ""
+        )
+        where = f" in '{alias}'" if len(field.referencing_aliases) > 1 else ""
+        return (
+            f"{label}{where} -> {target} ({', '.join(field.target_aliases)}): "
+            f"{dangling} dangling{outcome}"
+        )
+
+    def scan(
+        self,
+        field: CrossRelation,
+        alias: str,
+        fix: str | None,
+        batch_size: int,
+        show_progress: bool,
+    ) -> tuple[int, list[str]]:
+        """Count (and fix) one field's dangling references in ``alias``, page
+        by page; and a line for each."""
+        rows = field.model._base_manager.using(alias)
         total = rows.count() if show_progress else None
         pk_name = field.model._meta.pk.attname
-        last_pk, scanned, dangling = None, 0, 0
+        last_pk, scanned, dangling, lines = None, 0, 0, []
         while True:
             page = rows.order_by(pk_name)
             if last_pk is not None:
@@ -130,12 +183,11 @@ class Command(BaseCommand):
             missing = set(field.missing_target_ids(target for _, target in rows_read))
             broken = [(pk, target) for pk, target in rows_read if target in missing]
             dangling += len(broken)
-            if verbosity >= 2:
-                for pk, target in broken:
-                    self.stdout.write(
-                        f"  {field.model._meta.label} {pk!r}: "
-                        f"{field.attname}={target!r} is missing"
-                    )
+            lines += [
+                f"  {field.model._meta.label} {pk!r}: "
+                f"{field.attname}={target!r} is missing"
+                for pk, target in broken
+            ]
             if fix and broken:
                 self.fix(rows, field, fix, [pk for pk, _ in broken])
             if show_progress:
@@ -144,7 +196,7 @@ class Command(BaseCommand):
                 )
         if show_progress:
             self.stderr.write("")
-        return dangling
+        return dangling, lines
 
     def fix(
         self, rows: QuerySet[Any], field: CrossRelation, fix: str, pks: list[Any]
