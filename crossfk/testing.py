@@ -1,28 +1,89 @@
-"""Query counts per database, for tests, the demo and the benchmarks."""
+"""Query counts per database, for tests, the demo and the benchmarks.
+
+They count the queries of ``crossfk.parallel``'s worker threads too: a
+fan-out's count is the same whether it ran at once or one database after
+the other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
+
+from crossfk.parallel import around_worker_calls
+from crossfk.placement import working_aliases
+
+
+class CaptureQueries(CaptureQueriesContext):
+    """Django's capture of one database's queries, and those that
+    ``crossfk.parallel``'s workers ran there meanwhile."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        super().__init__(connection)
+        self.from_workers: list[dict[str, str]] = []
+
+    @property
+    def captured_queries(self) -> list[dict[str, str]]:
+        return super().captured_queries + self.from_workers
+
+    @contextmanager
+    def in_worker(self) -> Iterator[None]:
+        """Record what this thread's connection to the database runs."""
+
+        def record(
+            execute: Callable[..., Any],
+            sql: str,
+            params: Any,
+            many: bool,
+            context: dict[str, Any],
+        ) -> Any:
+            start = time.monotonic()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                ops = context["connection"].ops
+                executed = ops.last_executed_query(context["cursor"], sql, params)
+                self.from_workers.append(
+                    {"sql": executed, "time": f"{time.monotonic() - start:.3f}"}
+                )
+
+        with connections[self.connection.alias].execute_wrapper(record):
+            yield
 
 
 @contextmanager
 def capture_queries_per_db(
     aliases: Iterable[str] | None = None,
 ) -> Iterator[dict[str, CaptureQueriesContext]]:
-    """Capture the queries of each alias (every alias by default).
+    """Capture the queries of each alias (by default, of every database a
+    model is pinned to, and the ``crossfk.partition()`` in effect).
 
     Yields ``{alias: CaptureQueriesContext}``; ``len()`` of each is its
     number of queries once the block has run.
     """
     with ExitStack() as stack:
-        yield {
-            alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
-            for alias in (connections if aliases is None else aliases)
+        captures = {
+            alias: stack.enter_context(CaptureQueries(connections[alias]))
+            for alias in (working_aliases() if aliases is None else aliases)
         }
+
+        def capture_in_worker(alias: str) -> AbstractContextManager[Any]:
+            inner = ExitStack()
+            for capture in captures.values():
+                inner.enter_context(capture.in_worker())
+            return inner
+
+        token = around_worker_calls.set((*around_worker_calls.get(), capture_in_worker))
+        try:
+            yield dict(captures)
+        finally:
+            around_worker_calls.reset(token)
 
 
 @contextmanager

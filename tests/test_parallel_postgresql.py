@@ -1,0 +1,50 @@
+"""``crossfk.parallel`` on PostgreSQL: workers leave no connection open.
+
+(SQLite's in-memory test databases are never closed, by Django's design.)
+"""
+
+import pytest
+from django.db import connections
+
+from crossfk.parallel import close_worker_connections, run_per_alias
+from tests.tenants.models import TENANTS
+
+pytestmark = pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+
+
+def backends_on(alias):
+    """How many connections the database of ``alias`` has, this one aside."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def read_in_worker(alias):
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return connections[alias]
+
+
+def test_workers_close_their_connections_after_each_call():
+    used = run_per_alias(read_in_worker, TENANTS)
+    assert all(connection.connection is None for connection in used.values())
+    assert {alias: backends_on(alias) for alias in TENANTS} == dict.fromkeys(TENANTS, 0)
+
+
+def test_kept_connections_are_closed_when_the_pool_stops():
+    # What each new thread's connection is made from.
+    for alias in TENANTS:
+        connections.settings[alias]["CONN_MAX_AGE"] = 60
+    try:
+        kept = run_per_alias(read_in_worker, TENANTS)
+        assert all(connection.connection is not None for connection in kept.values())
+        close_worker_connections()
+        assert {alias: backends_on(alias) for alias in TENANTS} == dict.fromkeys(
+            TENANTS, 0
+        )
+    finally:
+        for alias in TENANTS:
+            connections.settings[alias]["CONN_MAX_AGE"] = 0
