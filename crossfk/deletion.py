@@ -36,6 +36,7 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector
 
+from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import lock_for_update
 from crossfk.relations import CrossRelation
 from crossfk.transaction import (
@@ -259,11 +260,11 @@ class CrossDeletion:
                 self.recheck_under_lock()
                 # References created meanwhile in a database left out of the
                 # block (it had nothing to write) cannot be written now.
-                owning_block(self.aliases_to_write(), "The delete's recheck")
+                self.refuse_late_writes(aliases)
             batches = self.sort()
             self.send_pre_delete(batches)
             deleted_counter: Counter[str] = Counter()
-            self.fast_delete_and_update(deleted_counter)
+            self.fast_delete_and_update(deleted_counter, aliases)
             self.delete_batches(batches, deleted_counter)
         self.clear_primary_keys(batches)
         return sum(deleted_counter.values()), dict(deleted_counter)
@@ -357,7 +358,9 @@ class CrossDeletion:
                     origin=self.root.origin,
                 )
 
-    def fast_delete_and_update(self, deleted_counter: Counter[str]) -> None:
+    def fast_delete_and_update(
+        self, deleted_counter: Counter[str], aliases: list[str]
+    ) -> None:
         """Each database's fast deletes, then its field updates.
 
         Django's ``Collector.delete()`` does exactly these two phases for a
@@ -367,7 +370,8 @@ class CrossDeletion:
         shows: these phases send no signal and no constraint spans two
         databases.
         """
-        for collector in self.collectors.values():
+        for alias in aliases:
+            collector = self.collectors[alias]
             phases = Collector(using=collector.using, origin=self.root.origin)
             phases.fast_deletes = collector.fast_deletes
             phases.field_updates = collector.field_updates
@@ -413,6 +417,19 @@ class CrossDeletion:
                 self.run(action, field, sub_objs.all())
         self.gather_restricted()
         self.raise_if_restricted()
+
+    def refuse_late_writes(self, aliases: list[str]) -> None:
+        """Raise if a database left out of the delete's block has rows to
+        write now that the targets are locked: references created between
+        collecting and locking, which the block cannot delete."""
+        late = [alias for alias in self.aliases_to_write() if alias not in aliases]
+        owning_block(late, "The delete's recheck")
+        if late:
+            raise CrossDBTransactionError(
+                f"Deleting {self.describe_root()}: rows referring to it were "
+                f"written in {', '.join(map(repr, late))} while it was being "
+                f"collected; nothing was deleted. Delete it again."
+            )
 
     def lock_targets(self) -> None:
         """Lock FOR UPDATE, in their own database, the targets of every action."""

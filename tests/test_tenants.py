@@ -13,14 +13,14 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from crossfk import CrossDBIntegrityError, PartitionError, atomic, partition
 from crossfk.placement import active_partition
-from crossfk.testing import assert_queries_per_db
+from crossfk.testing import assert_queries_per_db, capture_queries_per_db
 from tests.factories import (
     CustomerFactory,
     InvoiceFactory,
     OrderFactory,
     OrderLineFactory,
 )
-from tests.tenants.models import TENANTS, Customer, Invoice, Order, OrderLine
+from tests.tenants.models import TENANTS, Customer, Invoice, Note, Order, OrderLine
 
 pytestmark = pytest.mark.django_db(databases=["default", *TENANTS])
 
@@ -259,12 +259,28 @@ def test_deleting_a_customer_cascades_into_every_tenant_that_has_its_orders():
             placed[alias] = OrderLineFactory(order__customer=customer).order
     with partition("tenant_4"):
         kept = OrderFactory(customer=other)
+        Note.objects.create(customer=customer)
+    untouched = [alias for alias in TENANTS if alias not in placed]
 
-    deleted = customer.delete()
+    with capture_queries_per_db(TENANTS) as captured:
+        deleted = customer.delete()
+
+    # A tenant without the customer's rows is read (its orders, whether it
+    # has notes, its invoices: PROTECT), and not written: it is left out of
+    # the block.
+    assert {
+        alias: [query["sql"].split()[0] for query in captured[alias]]
+        for alias in untouched
+    } == dict.fromkeys(untouched, ["SELECT", "SELECT", "SELECT"])
 
     assert deleted == (
-        5,
-        {"tenants.Customer": 1, "tenants.Order": 2, "tenants.OrderLine": 2},
+        6,
+        {
+            "tenants.Customer": 1,
+            "tenants.Note": 1,
+            "tenants.Order": 2,
+            "tenants.OrderLine": 2,
+        },
     )
     assert orders_by_tenant() == {"tenant_4": [kept.pk]}
     assert not any(OrderLine.objects.using(alias).exists() for alias in TENANTS)

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crossfk",
     "blog",
+    "shop",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,14 @@ DATABASES = {
         "NAME": VAR_DIR / "secondary.sqlite3",
     },
 }
+# ./demo/run --tenants N: a database per tenant beside them, for the orders
+# of the shop app (demo/shop).
+TENANT_COUNT = int(os.environ.get("CROSSFK_DEMO_TENANTS") or 0)
+for number in range(TENANT_COUNT):
+    DATABASES[f"tenant_{number}"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / f"tenant_{number}.sqlite3",
+    }
 DATABASE_ROUTERS = ["crossfk.routers.PartitionRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -44,3 +44,14 @@ class Invoice(models.Model):
     )
 
     objects = MultiDBManager(TENANTS)
+
+
+class Note(models.Model):
+    """Nothing refers to a note: a cascade deletes notes without reading them."""
+
+    customer = CrossDBForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="notes"
+    )
+    text = models.CharField(max_length=100, blank=True)
+
+    objects = MultiDBManager(TENANTS)

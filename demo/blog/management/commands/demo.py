@@ -9,11 +9,13 @@ from collections.abc import Callable
 
 import django
 import factory.random
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.core.management.color import no_style
 from django.db import connections
+from shop import report as tenants_report
 
 from blog.factories import LinkFactory, PostFactory
 from blog.models import Link, Post
@@ -82,6 +84,14 @@ class Command(BaseCommand):
             "--links-per-post", type=int, default=3, help="Links to create per post."
         )
         parser.add_argument(
+            "--tenants",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Instead of the blog: customers in 'default' and their orders "
+            "in N tenant databases (set by ./demo/run).",
+        )
+        parser.add_argument(
             "--serve",
             nargs="?",
             const=DEFAULT_ADDRPORT,
@@ -94,8 +104,22 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, posts: int, links_per_post: int, serve: str | None, **options
+        self,
+        *args,
+        posts: int,
+        links_per_post: int,
+        tenants: int,
+        serve: str | None,
+        **options,
     ):
+        if tenants:
+            if tenants != settings.TENANT_COUNT:
+                raise CommandError(
+                    f"--tenants {tenants}: run it as ./demo/run --tenants {tenants}, "
+                    f"which puts the tenant databases in DATABASES."
+                )
+            tenants_report.report(self.write, format_table, customers=posts)
+            return
         self.report(posts, links_per_post)
         if serve:
             self.serve(serve)
