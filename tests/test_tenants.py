@@ -271,7 +271,7 @@ def test_deleting_a_customer_cascades_into_every_tenant_that_has_its_orders():
     assert {
         alias: [query["sql"].split()[0] for query in captured[alias]]
         for alias in untouched
-    } == dict.fromkeys(untouched, ["SELECT", "SELECT", "SELECT"])
+    } == {alias: ["SELECT", "SELECT", "SELECT"] for alias in untouched}
 
     assert deleted == (
         6,
