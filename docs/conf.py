@@ -38,6 +38,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     ("py:class", r"(collections\.abc|django)\..+"),
     # Names annotations import from Django only for type checkers.
-    ("py:class", r"HttpRequest|HttpResponse|Prefetch|Query|models\.Model"),
-    ("py:class", r"(crossfk\.query\.)?(ModelT|RowT)"),
+    ("py:class", r"HttpRequest|HttpResponse|Prefetch|Query|QuerySet|models\.Model"),
+    ("py:class", r"BaseDatabaseWrapper"),
+    ("py:class", r"(crossfk\.query\.)?(ModelT|RowT)|crossfk\.parallel\.T"),
 ]
