@@ -7,11 +7,17 @@ import contextvars
 import threading
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import ProtectedError
 from django.utils.connection import ConnectionDoesNotExist
 
-from crossfk import CrossDBIntegrityError, PartitionError, atomic, partition
+from crossfk import (
+    CrossDBIntegrityError,
+    CrossDBTransactionError,
+    PartitionError,
+    atomic,
+    partition,
+)
 from crossfk.placement import active_partition
 from crossfk.testing import assert_queries_per_db, capture_queries_per_db
 from tests.factories import (
@@ -266,12 +272,12 @@ def test_deleting_a_customer_cascades_into_every_tenant_that_has_its_orders():
         deleted = customer.delete()
 
     # A tenant without the customer's rows is read (its orders, whether it
-    # has notes, its invoices: PROTECT), and not written: it is left out of
-    # the block.
+    # has notes, its invoices: PROTECT; again under the lock on PostgreSQL),
+    # and not written: it is left out of the block.
     assert {
-        alias: [query["sql"].split()[0] for query in captured[alias]]
+        alias: {query["sql"].split()[0] for query in captured[alias]}
         for alias in untouched
-    } == {alias: ["SELECT", "SELECT", "SELECT"] for alias in untouched}
+    } == {alias: {"SELECT"} for alias in untouched}
 
     assert deleted == (
         6,
@@ -314,3 +320,50 @@ def test_a_bare_atomic_covers_the_pinned_databases_and_the_partition():
     with partition("tenant_3"), atomic() as block:
         assert "tenant_3" in block.aliases
         assert connections["tenant_3"].in_atomic_block
+
+
+# Transactions around the cascade ---------------------------------------------------
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+def test_a_cascade_into_tenants_rolls_back_with_the_crossfk_atomic_around_it():
+    customer = CustomerFactory()
+    for alias in ("tenant_2", "tenant_6"):
+        with partition(alias):
+            OrderLineFactory(order__customer=customer)
+
+    customer_pk = customer.pk
+    with pytest.raises(RuntimeError), atomic("default", *TENANTS):
+        customer.delete()
+        raise RuntimeError("after the delete")
+
+    assert Customer.objects.get().pk == customer_pk
+    assert sorted(orders_by_tenant()) == ["tenant_2", "tenant_6"]
+    assert all(
+        OrderLine.objects.using(a).count() == 1 for a in ("tenant_2", "tenant_6")
+    )
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+def test_a_cascade_into_a_tenant_out_of_a_django_block_is_refused():
+    customer = CustomerFactory()
+    with partition("tenant_5"):
+        order = OrderFactory(customer=customer)
+
+    with (
+        transaction.atomic(using="default"),
+        pytest.raises(CrossDBTransactionError) as raised,
+    ):
+        customer.delete()
+
+    assert "'tenant_5' is in no transaction" in str(raised.value)
+    assert Customer.objects.get() == customer
+    assert orders_by_tenant() == {"tenant_5": [order.pk]}
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+def test_a_cascade_with_nothing_in_the_tenants_is_allowed_in_a_django_block():
+    customer = CustomerFactory()
+    with transaction.atomic(using="default"):
+        assert customer.delete() == (1, {"tenants.Customer": 1})
+    assert not Customer.objects.exists()
