@@ -28,6 +28,7 @@ from django.db.models.query import (
 )
 from django.db.models.utils import create_namedtuple_class
 
+from crossfk.fanout import fan_out, fans_out
 from crossfk.paths import CrossStep
 
 
@@ -40,11 +41,15 @@ class Across:
     queryset_class: Any  # CrossQuerySet: the other side may cross again
     names: dict[str, str] = field(default_factory=dict)  # output -> name across
 
-    def other_side(self) -> tuple[Any, str, str]:
-        """The model, alias and compared column of the relation's other end."""
+    def other_side(self) -> tuple[Any, str | None, str]:
+        """The model, alias and compared column of the relation's other end:
+        no alias for a model in several databases, read where the partition
+        in effect says, else in all of them."""
         related = self.step.field
         if self.step.is_reverse:
-            return related.model, related.referencing_alias, related.attname
+            aliases = related.referencing_aliases
+            alias = related.referencing_alias if len(aliases) == 1 else None
+            return related.model, alias, related.attname
         target = related.remote_field.model
         return target, related.target_alias, related.target_field.attname
 
@@ -70,7 +75,7 @@ class Across:
         )
         positions = [names_across.index(name) + 1 for name in self.names.values()]
         found: dict[Any, list[tuple[Any, ...]]] = {}
-        for row in rows:
+        for row in fan_out(rows) if fans_out(rows) else rows:
             found.setdefault(row[0], []).append(tuple(row[p] for p in positions))
         return found
 

@@ -4,7 +4,7 @@ import pytest
 from django.db import NotSupportedError
 from django.db.models import Avg, Count, Max, Min, Prefetch, Sum
 
-from crossfk import fan_out, partition
+from crossfk import CrossQuerySet, fan_out, partition
 from crossfk.testing import assert_queries_per_db
 from tests.factories import CustomerFactory, OrderFactory, OrderLineFactory
 from tests.tenants.models import TENANTS, Customer, Order, OrderLine
@@ -179,3 +179,19 @@ def test_a_filter_across_to_the_shared_table_asks_it_once_for_every_tenant(place
     assert rows == orders["tenant_0"] + orders["tenant_7"]
     with assert_queries_per_db({**EACH_TENANT_ONCE, "default": 1}):
         assert fan_out(Order.objects.filter(customer__name=ann.name)).count() == 4
+
+
+def test_values_across_the_reverse_relation_read_every_tenant(placed):
+    ann, bob, _ = placed
+    with assert_queries_per_db({**EACH_TENANT_ONCE, "default": 1}):
+        rows = list(
+            CrossQuerySet(Customer).order_by("id").values_list("name", "orders__total")
+        )
+    # As a JOIN: a row per order; each customer's tenant by tenant.
+    assert rows == [
+        (ann.name, 30),
+        (ann.name, 10),
+        (ann.name, 40),
+        (ann.name, 5),
+        (bob.name, 20),
+    ]
