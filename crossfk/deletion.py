@@ -253,6 +253,7 @@ class CrossDeletion:
         if block is not None and not roll_back_together(aliases):
             for field, values in self.targets_of_cross_relations().items():
                 block.check_deleted_at_commit(field, values)
+        in_outer_block = any(connections[alias].in_atomic_block for alias in aliases)
         with atomic(*aliases):
             if len(aliases) > 1:
                 declare(self.root.using, deletes=True)
@@ -260,7 +261,7 @@ class CrossDeletion:
                 self.recheck_under_lock()
                 # References created meanwhile in a database left out of the
                 # block (it had nothing to write) cannot be written now.
-                self.refuse_late_writes(aliases)
+                self.refuse_late_writes(aliases, in_outer_block)
             batches = self.sort()
             self.send_pre_delete(batches)
             deleted_counter: Counter[str] = Counter()
@@ -418,12 +419,16 @@ class CrossDeletion:
         self.gather_restricted()
         self.raise_if_restricted()
 
-    def refuse_late_writes(self, aliases: list[str]) -> None:
+    def refuse_late_writes(self, aliases: list[str], in_outer_block: bool) -> None:
         """Raise if a database left out of the delete's block has rows to
         write now that the targets are locked: references created between
-        collecting and locking, which the block cannot delete."""
+        collecting and locking, which the block cannot delete.
+
+        Inside an outer block, its refusal says which databases it lacks.
+        """
         late = [alias for alias in self.aliases_to_write() if alias not in aliases]
-        owning_block(late, "The delete's recheck")
+        if late and in_outer_block:
+            owning_block([*aliases, *late], "The delete's recheck")
         if late:
             raise CrossDBTransactionError(
                 f"Deleting {self.describe_root()}: rows referring to it were "
