@@ -99,9 +99,10 @@ def test_scatter_asks_every_alias_for_every_id_and_places_no_new_row():
 def test_same_as_source_places_each_id_in_its_referencing_rows_alias():
     resolver = SameAsSource(SHARDS)
     assert resolver.is_local
-    assert resolver.aliases_for_references(
-        {"shard_1": [1, 2, 1], "shard_3": [1]}
-    ) == {"shard_1": [1, 2], "shard_3": [1]}
+    assert resolver.aliases_for_references({"shard_1": [1, 2, 1], "shard_3": [1]}) == {
+        "shard_1": [1, 2],
+        "shard_3": [1],
+    }
     assert resolver.alias_for_new(Post()) is None
 
 
