@@ -98,7 +98,7 @@ class Command(BaseCommand):
                 else ""
             )
             self.stdout.write(
-                f"{label} -> {target} ({field.target_alias}): "
+                f"{label} -> {target} ({', '.join(field.target_aliases)}): "
                 f"{dangling} dangling{outcome}"
             )
             if not fix:
@@ -114,7 +114,8 @@ class Command(BaseCommand):
         self, field: CrossRelation, fix: str | None, batch_size: int, verbosity: int
     ) -> int:
         """Count (and fix) one field's dangling references, page by page."""
-        rows = field.model._base_manager.using(field.referencing_alias)
+        alias = field.referencing_alias
+        rows = field.model._base_manager.using(alias)
         show_progress = self.stderr.isatty()
         total = rows.count() if show_progress else None
         pk_name = field.model._meta.pk.attname
@@ -127,7 +128,8 @@ class Command(BaseCommand):
             if not rows_read:
                 break
             last_pk, scanned = rows_read[-1][0], scanned + len(rows_read)
-            missing = set(field.missing_target_ids(target for _, target in rows_read))
+            targets = [target for _, target in rows_read]
+            missing = set(field.missing_target_ids(targets, alias))
             broken = [(pk, target) for pk, target in rows_read if target in missing]
             dangling += len(broken)
             if verbosity >= 2:
