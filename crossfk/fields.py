@@ -480,6 +480,7 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
             *map(renumbered, super().check(**kwargs)),
             *self._check_using_alias(),
             *self._check_same_database(),
+            *self._check_target_placement(),
         ]
 
     def _check_using_alias(self) -> list[checks.CheckMessage]:
@@ -545,5 +546,43 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
                 hint="A models.ForeignKey would give a real constraint and joins.",
                 obj=self,
                 id="crossfk.W001",
+            )
+        ]
+
+    def _check_target_placement(self) -> list[checks.CheckMessage]:
+        """A target in several databases needs a resolver to find its rows."""
+        if isinstance(self.remote_field.model, str) or self.using is not None:
+            return []
+        target = self.remote_field.model._meta.label
+        placement = placement_for_model(self.remote_field.model)
+        if isinstance(placement, tuple) and len(placement) > 1:
+            return [
+                checks.Error(
+                    f"{self.describe()} refers to {target}, which lives in "
+                    f"{len(placement)} databases ({names(placement)}) placed by "
+                    f"a list: nothing says which one holds a given row.",
+                    hint=f"Place {target} with a crossfk.resolvers resolver: "
+                    f"SameAsSource(...) if each row's target sits in that "
+                    f"row's own database, Hash, Directory or Scatter if its "
+                    f"ids are unique across them; or give the field using=.",
+                    obj=self,
+                    id="crossfk.E011",
+                )
+            ]
+        if not isinstance(placement, Resolver) or not placement.is_local:
+            return []
+        outside = [a for a in self.referencing_aliases if a not in placement.aliases]
+        if not outside:
+            return []
+        return [
+            checks.Error(
+                f"{self.describe()} refers to {target}, placed by "
+                f"{placement!r}, which finds each row's target in that row's "
+                f"own database; but {self.model._meta.label} also lives in "
+                f"{names(outside)}, where {target} does not.",
+                hint=f"Place {target} in {names(outside)} too, or use a "
+                f"resolver that places it by id.",
+                obj=self,
+                id="crossfk.E012",
             )
         ]
