@@ -10,7 +10,7 @@ existence is enforced, and how ``on_delete`` reaches the other database.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -20,12 +20,13 @@ from django.core import checks, exceptions
 from django.core.exceptions import FieldError
 from django.db import models, router
 from django.db.models import signals
+from django.db.models.sql import Query
 
 from crossfk.deletion import CrossOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor, CrossDBReverseDescriptor
 from crossfk.exceptions import CrossDBIntegrityError, PartitionError
 from crossfk.forms import ResolvedModelChoiceField
-from crossfk.idsets import IdSet, IdSetIn
+from crossfk.idsets import ColumnValues, IdSet, IdSetIn
 from crossfk.locking import found_and_locked
 from crossfk.parallel import run_per_alias
 from crossfk.placement import model_aliases, names, placement_for_model
@@ -66,6 +67,23 @@ def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> N
     """
     verified = instance._state.__dict__.setdefault("crossfk_verified", {})
     verified[field.attname] = getattr(instance, field.attname)
+
+
+class ColumnValuesEverywhere:
+    """``ColumnValues`` of several aliases: a lazy source for an ``IdSet``."""
+
+    def __init__(self, query: Query, aliases: Iterable[str]) -> None:
+        self.query, self.aliases = query, tuple(aliases)
+
+    def __iter__(self) -> Iterator[Any]:
+        # A clone each: compiling changes a query, and the reads run at once.
+        values = run_per_alias(
+            lambda alias: list(ColumnValues(self.query.clone(), alias)), self.aliases
+        )
+        return chain.from_iterable(values.values())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {', '.join(self.aliases)}: {self.query}>"
 
 
 class CrossDBForeignKey(models.ForeignKey[Any, Any]):
@@ -247,6 +265,15 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         if len(ids_by_alias) > 1 and len(set(map(self.target_key(), rows))) < len(rows):
             self.refuse_duplicates(rows)
         return rows
+
+    def target_values(self, query: Query) -> Iterable[Any]:
+        """The one column ``query`` (of the target) selects, read each time
+        it is iterated: in the target's alias, or in every alias of the
+        resolver that places it by id, one query each, at once."""
+        resolver = self.target_resolver
+        if resolver is None or resolver.is_local:
+            return ColumnValues(query, self.target_alias)
+        return ColumnValuesEverywhere(query, resolver.aliases)
 
     def refuse_duplicates(self, rows: list[models.Model]) -> None:
         aliases_by_key: defaultdict[Any, list[str]] = defaultdict(list)

@@ -30,7 +30,7 @@ from crossfk.descriptors import (
     reverse_cross_field,
 )
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
-from crossfk.idsets import ColumnValues, IdSet, OwnColumnIn
+from crossfk.idsets import IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.values import (
     Across,
@@ -119,7 +119,7 @@ class CrossLookup:
         target_column = field.target_field.get_col(target_ids.get_initial_alias())
         target_ids.set_select([target_column])
         target_ids.clear_ordering(force=True)
-        ids = IdSet(ColumnValues(target_ids, field.target_alias), field)
+        ids = IdSet(field.target_values(target_ids), field)
         column = f"{self.prefix}{field.attname}"
         ids_in = (f"{column}__in", ids)
         if matches_missing_row(conditions):

@@ -217,6 +217,15 @@ def test_the_reverse_prefetch_matches_sheets_by_shard_and_id(twins):
         assert list(folder.sheets.all()) == sheets["shard_1"]
 
 
+def test_a_filter_across_reads_the_folders_of_the_partition_in_effect(twins):
+    _, sheets = twins
+    with partition("shard_1"), assert_queries_per_db(queries(shard_1=2)):
+        assert (
+            list(Sheet.objects.filter(folder__name__endswith="1"))
+            == (sheets["shard_1"])
+        )
+
+
 def test_deleting_a_folder_cascades_to_the_sheets_of_its_shard_only(twins):
     _, sheets = twins
     deleted = Folder.objects.using("shard_0").get().delete()

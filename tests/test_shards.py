@@ -277,6 +277,21 @@ def test_crossfk_check_counts_dangling_events_one_query_per_shard(spread):
     )
 
 
+# Filters across the relation -----------------------------------------------------
+
+
+def test_a_filter_across_asks_every_shard_once(spread):
+    accounts, events = spread
+    accounts[1].name = "Zed"
+    accounts[1].save()
+    zeds = Event.objects.filter(account__name="Zed").order_by("id")
+    every_shard = dict.fromkeys(SHARDS, 1)
+    with assert_queries_per_db({**every_shard, "default": 1}):
+        assert list(zeds) == [events[1], events[4]]
+    others = Event.objects.exclude(account__name="Zed").order_by("id")
+    assert list(others) == [events[0], events[2], events[3], events[5]]
+
+
 # Deleting an account -----------------------------------------------------------
 
 
