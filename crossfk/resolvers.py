@@ -30,7 +30,7 @@ from uuid import UUID
 
 from django.apps import apps
 from django.conf import settings
-from django.db.models import Model
+from django.db import models
 
 from crossfk.exceptions import PartitionError
 from crossfk.idsets import IdSet
@@ -49,8 +49,8 @@ class Resolver:
     ``crossfk.partition()`` in effect).
     """
 
-    # Whether a row is found by the alias of the row that refers to it as
-    # well as by its id: ids then repeat from one alias to the next.
+    #: Whether a row is found by the alias of the row that refers to it as
+    #: well as by its id (ids then repeat from one alias to the next).
     is_local = False
 
     def __init__(self, aliases: Sequence[str]) -> None:
@@ -70,7 +70,7 @@ class Resolver:
             f"{type(self).__name__} must define aliases_for(ids)."
         )
 
-    def alias_for_new(self, instance: Model) -> str | None:
+    def alias_for_new(self, instance: models.Model) -> str | None:
         """The alias a new row is saved to; None for the partition in effect."""
         raise NotImplementedError(
             f"{type(self).__name__} must define alias_for_new(instance)."
@@ -121,7 +121,7 @@ class Hash(Resolver):
             ids_by_alias.setdefault(self.alias_of(key), []).append(key)
         return ids_by_alias
 
-    def alias_for_new(self, instance: Model) -> str:
+    def alias_for_new(self, instance: models.Model) -> str:
         opts = instance._meta
         key = opts.pk.to_python(instance.pk)
         if key is None:
@@ -145,12 +145,12 @@ class Directory(Resolver):
 
     def __init__(
         self,
-        model: type[Model] | str,
+        model: type[models.Model] | str,
         aliases: Sequence[str],
         *,
         key: str = "key",
         alias: str = "alias",
-        place_new: Callable[[Model], str] | None = None,
+        place_new: Callable[[models.Model], str] | None = None,
     ) -> None:
         super().__init__(aliases)
         self.model = model
@@ -158,7 +158,7 @@ class Directory(Resolver):
         self.place_new = place_new
 
     @property
-    def directory_model(self) -> type[Model]:
+    def directory_model(self) -> type[models.Model]:
         """The table's model; a label given is looked up on first use."""
         if isinstance(self.model, str):
             self.model = apps.get_model(self.model)
@@ -187,7 +187,7 @@ class Directory(Resolver):
             )
         return ids_by_alias
 
-    def alias_for_new(self, instance: Model) -> str:
+    def alias_for_new(self, instance: models.Model) -> str:
         if self.place_new is not None:
             return self.place_new(instance)
         if instance.pk is None:
@@ -235,7 +235,7 @@ class SameAsSource(Resolver):
             if alias is not None
         }
 
-    def alias_for_new(self, instance: Model) -> None:
+    def alias_for_new(self, instance: models.Model) -> None:
         return None  # The rows referring to it are not known yet.
 
 
@@ -248,13 +248,13 @@ class Scatter(Resolver):
         ids = list(dict.fromkeys(ids))
         return {alias: ids for alias in self.aliases} if ids else {}
 
-    def alias_for_new(self, instance: Model) -> None:
+    def alias_for_new(self, instance: models.Model) -> None:
         return None
 
 
 def placed_ids(
     resolver: Resolver,
-    model: type[Model],
+    model: type[models.Model],
     ids_by_referencing_alias: IdsByReferencingAlias,
 ) -> dict[str, list[Any]]:
     """``{alias: ids}`` of ``model``'s rows with these ids, as ``resolver``
