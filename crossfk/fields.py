@@ -308,6 +308,20 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
     ) -> dict[Any, tuple[str, ...]]:
         """``{value: the aliases it was looked for in}`` for each value no
         target row has, one query per alias."""
+        found = self.found_target_ids(ids_by_alias)
+        looked_in: defaultdict[Any, list[str]] = defaultdict(list)
+        for alias, ids in ids_by_alias.items():
+            for value in ids:
+                if value not in found:
+                    looked_in[value].append(alias)
+        return {value: tuple(aliases) for value, aliases in looked_in.items()}
+
+    def found_target_ids(
+        self, ids_by_alias: Mapping[str, list[Any]], *, lock: bool = True
+    ) -> set[Any]:
+        """The values that a target row has, one query per alias, at once;
+        the rows locked as ``crossfk.locking.found_and_locked`` says, unless
+        ``lock=False``."""
         target_field = self.target_field
         attname = target_field.attname
         manager = self.remote_field.model._base_manager
@@ -318,15 +332,9 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
                 .filter(**{f"{attname}__in": IdSet(ids_by_alias[alias], target_field)})
                 .values_list(attname, flat=True)
             )
-            return found_and_locked(found_ids, alias)
+            return found_and_locked(found_ids, alias) if lock else list(found_ids)
 
-        found = set(chain.from_iterable(run_per_alias(found_in, ids_by_alias).values()))
-        looked_in: defaultdict[Any, list[str]] = defaultdict(list)
-        for alias, ids in ids_by_alias.items():
-            for value in ids:
-                if value not in found:
-                    looked_in[value].append(alias)
-        return {value: tuple(aliases) for value, aliases in looked_in.items()}
+        return set(chain.from_iterable(run_per_alias(found_in, ids_by_alias).values()))
 
     def check_targets_exist(
         self, values: Iterable[Any], using: str | None = None

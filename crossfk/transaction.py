@@ -36,7 +36,7 @@ from typing import Any, Literal, overload
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
-from crossfk.placement import working_aliases
+from crossfk.placement import names, working_aliases
 from crossfk.relations import CrossRelation, cross_foreign_keys
 from crossfk.resolvers import in_databases
 
@@ -353,17 +353,13 @@ class CrossAtomic(ContextDecorator):
             f"the other. {self!r} was rolled back in every database."
         )
         for field, values in self.deleted_targets.items():
-            target_field = field.target_field
-            back = list(
-                field.target_queryset()
-                .filter(**{f"{target_field.attname}__in": list(values)})
-                .values_list(target_field.attname, flat=True)
-            )
+            ids_by_alias = field.target_ids_by_alias({None: values})
+            back = sorted(field.found_target_ids(ids_by_alias, lock=False), key=str)
             if back:
                 target = field.remote_field.model._meta.object_name
                 raise CrossDBIntegrityError(
                     f"{field.describe()}: {target} {', '.join(map(repr, back))} "
-                    f"in '{field.target_alias}' was deleted with the rows that "
+                    f"in {names(list(ids_by_alias))} was deleted with the rows that "
                     f"refer to it in '{field.referencing_alias}', then its deletion "
                     f"was undone: {rolled_back}"
                 )

@@ -13,7 +13,7 @@ from django.db import connections
 from django.db.models import Prefetch, ProtectedError, prefetch_related_objects
 from django.forms import modelform_factory
 
-from crossfk import CrossDBIntegrityError, PartitionError, fan_out, partition
+from crossfk import CrossDBIntegrityError, PartitionError, atomic, fan_out, partition
 from crossfk.placement import placement_for_model
 from crossfk.testing import assert_queries_per_db
 from tests.factories import AccountFactory, EventFactory, HoldFactory, NoteFactory
@@ -332,6 +332,18 @@ def test_deleting_an_account_sets_its_notes_to_null_in_every_shard():
         ("shard_3", None),
         ("shard_3", other.pk),
     ]
+
+
+@pytest.mark.django_db(databases=["default", *SHARDS], transaction=True)
+def test_a_fanned_out_delete_of_accounts_cascades_in_one_atomic_block(spread):
+    accounts, events = spread
+    HoldFactory(account=accounts[2])
+    doomed = Account.objects.exclude(pk=accounts[2].pk)
+    with atomic("default", *SHARDS):
+        deleted = fan_out(doomed).delete()
+    assert deleted == (6, {"shards.Event": 4, "shards.Account": 2})
+    assert accounts_by_shard() == {"shard_3": [accounts[2].pk]}
+    assert list(Event.objects.order_by("id")) == [events[2], events[5]]
 
 
 # The reverse accessors -----------------------------------------------------------
