@@ -139,7 +139,9 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
 
     @property
     def target_alias(self) -> str:
-        """The alias the target rows are read from: ``using``, else the router's."""
+        """The alias the target rows are read from: ``using``, else the router's
+        (for a target in several databases, the partition in effect; a
+        resolver places each row instead: ``target_ids_by_alias()``)."""
         return self.using or router.db_for_read(self.remote_field.model)
 
     @property

@@ -65,7 +65,8 @@ class Resolver:
             raise ValueError(f"{type(self).__name__}() needs at least one alias.")
 
     def aliases_for(self, ids: Iterable[Any]) -> dict[str, list[Any]]:
-        """``{alias: ids}`` for the rows with these ids."""
+        """``{alias: ids}`` for the rows with these ids: the values relations
+        hold, the primary key unless a relation names a ``to_field``."""
         raise NotImplementedError(
             f"{type(self).__name__} must define aliases_for(ids)."
         )
