@@ -84,7 +84,7 @@ class CrossOnDelete:
         sub_objs: QuerySet[Any],
         using: str,
     ) -> None:
-        CrossDeletion.attach(collector).apply(self.action, field, sub_objs)
+        CrossDeletion.attach(collector).apply(self.action, field, sub_objs, using)
 
 
 class CrossDeletion:
@@ -126,14 +126,19 @@ class CrossDeletion:
     # Collecting --------------------------------------------------------------
 
     def apply(
-        self, action: OnDelete, field: CrossRelation, sub_objs: QuerySet[Any]
+        self,
+        action: OnDelete,
+        field: CrossRelation,
+        sub_objs: QuerySet[Any],
+        target_alias: str,
     ) -> None:
-        """Run ``action`` for the rows of ``field`` that refer to deleted
-        targets, in each database they live in (every tenant's)."""
+        """Run ``action`` for the rows of ``field`` that refer to targets
+        deleted in ``target_alias``, in each database they may live in
+        (every tenant's; the targets' own, for a target local to each)."""
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
         sub_objs = sub_objs.select_related(None)
-        for alias in field.referencing_aliases:
+        for alias in field.referencing_aliases_for(target_alias):
             rows = sub_objs.using(alias)
             self.applied_actions.append((action, field, rows))
             self.note_collected_models()

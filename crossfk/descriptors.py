@@ -32,6 +32,7 @@ from crossfk.fanout import FanOut, fan_out, fans_out, reads_every_alias
 from crossfk.idsets import IdSet
 from crossfk.parallel import run_per_alias
 from crossfk.placement import active_partition, model_aliases, partition
+from crossfk.resolvers import in_databases
 
 # django-stubs make the descriptors generic; Django's cannot be subscripted.
 if TYPE_CHECKING:
@@ -46,11 +47,12 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
     field: Any  # A CrossDBForeignKey: crossfk.fields imports this module.
 
     def get_queryset(self, **hints: Any) -> QuerySet[Any]:
-        queryset: QuerySet[Any] = (
-            self.field.remote_field.model._base_manager.db_manager(
-                self.field.target_alias, hints=hints
-            ).all()
-        )
+        field = self.field
+        # A target a resolver places has no one alias: each read names its own.
+        alias = None if field.target_resolver is not None else field.target_alias
+        queryset: QuerySet[Any] = field.remote_field.model._base_manager.db_manager(
+            alias, hints=hints
+        ).all()
         instance = hints.get("instance")
         if instance is not None and hasattr(instance._state, "fetch_mode"):
             # Django 6.1+: related objects inherit the instance's fetch mode.
@@ -75,6 +77,8 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
             ) from None
 
     def get_object(self, instance: Model) -> Model:
+        if self.field.target_resolver is not None:
+            return self.get_resolved_object(instance)
         try:
             return super().get_object(instance)
         except self.field.remote_field.model.DoesNotExist:
@@ -82,14 +86,32 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
                 self.dangling_message(instance)
             ) from None
 
-    def dangling_message(self, instance: Model) -> str:
+    def get_resolved_object(self, instance: Model) -> Model:
+        """The target a resolver places, read where it says (one query, or
+        one per alias for ``Scatter``)."""
         field = self.field
+        ids_by_alias = field.target_ids_of([instance])
+        queryset = self.get_queryset(instance=instance)
+        targets = field.read_targets(ids_by_alias, queryset)
+        if not targets:
+            raise self.RelatedObjectDoesNotExist(
+                self.dangling_message(instance, tuple(ids_by_alias))
+            )
+        target: Model = targets[0]
+        return target
+
+    def dangling_message(
+        self, instance: Model, aliases: tuple[str, ...] | None = None
+    ) -> str:
+        field = self.field
+        if aliases is None:
+            aliases = tuple(field.target_ids_of([instance]))
         target = field.remote_field.model._meta.object_name
         return (
             f"{field.describe()} of {instance._meta.object_name} "
             f"{instance.pk!r} refers to {target} with "
             f"{field.target_field.attname} {getattr(instance, field.attname)!r}, "
-            f"which does not exist in database '{field.target_alias}'."
+            f"which does not exist in {in_databases(aliases)}."
         )
 
     def get_prefetch_querysets(
@@ -102,6 +124,8 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
                 "length of 1."
             )
         field = self.field
+        if field.target_resolver is not None:
+            return self.resolved_prefetch(instances, querysets)
         if querysets:
             queryset = querysets[0]
             if queryset._db is None:  # type: ignore[attr-defined]
@@ -126,6 +150,41 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
             False,
         )
 
+    def resolved_prefetch(
+        self, instances: list[Model], querysets: list[QuerySet[Any]] | None
+    ) -> tuple[Any, Callable[..., Any], Callable[..., Any], bool, str, bool]:
+        """``get_prefetch_querysets()`` for a target a resolver places: the
+        rows already read, one query per alias holding some, each
+        evaluating its own prefetches there."""
+        field = self.field
+        queryset = querysets[0] if querysets else None
+        targets = self.read_targets_of(instances, queryset)
+        return (
+            targets,
+            field.target_key(),
+            field.reference_key(),
+            True,
+            field.cache_name,
+            False,
+        )
+
+    def read_targets_of(
+        self, instances: list[Model], queryset: QuerySet[Any] | None = None
+    ) -> list[Model]:
+        """The targets of ``instances`` a resolver places, from ``queryset``
+        (the relation's own by default); a queryset that names its alias is
+        read there alone."""
+        field = self.field
+        if queryset is None:
+            queryset = self.get_queryset(instance=instances[0])
+        pinned = queryset._db  # type: ignore[attr-defined]
+        if pinned is None:
+            ids_by_alias = field.target_ids_of(instances)
+        else:
+            values = {getattr(obj, field.attname) for obj in instances} - {None}
+            ids_by_alias = {pinned: list(values)} if values else {}
+        return field.read_targets(ids_by_alias, queryset)  # type: ignore[no-any-return]
+
     def prefetch_into(self, instances: list[Model]) -> None:
         """``prefetch_related(<this relation>)`` on ``instances``, without the
         generic steps of Django's machinery: the instances whose target is
@@ -135,6 +194,12 @@ class CrossDBForwardDescriptor(ForwardDescriptor):
         pending = [
             obj for obj in instances if cache_name not in obj._state.fields_cache
         ]
+        if pending and field.target_resolver is not None:
+            target_key, reference_key = field.target_key(), field.reference_key()
+            by_key = {target_key(t): t for t in self.read_targets_of(pending)}
+            for obj in pending:
+                obj._state.fields_cache[cache_name] = by_key.get(reference_key(obj))
+            return
         ids = {getattr(obj, attname) for obj in pending} - {None}
         targets: dict[Any, Model] = {}
         if ids:
@@ -183,8 +248,18 @@ class CrossDBReverseDescriptor(ReverseDescriptor):
 
 def fanned_out_related_manager(related_manager: type[Any]) -> type[Any]:
     class CrossRelatedManager(related_manager):  # type: ignore[misc]
+        def reads_one_alias(self) -> bool:
+            """Whether the rows are read in one database: one is named, the
+            model has one, or the rows sit in their target's (the router
+            follows the instance there)."""
+            return (
+                self._db is not None
+                or not reads_every_alias(self.model)
+                or self.field.target_is_local
+            )
+
         def get_queryset(self) -> Any:
-            if self._db is not None or not reads_every_alias(self.model):
+            if self.reads_one_alias():
                 return super().get_queryset()
             aliases = model_aliases(self.model)
             # Django reads a database's features to build the filter: any
@@ -200,7 +275,11 @@ def fanned_out_related_manager(related_manager: type[Any]) -> type[Any]:
             self, instances: list[Model], querysets: Any = None
         ) -> tuple[Any, ...]:
             parent: Any = super()
-            if self._db is not None or not reads_every_alias(self.model):
+            if self.field.target_is_local and self._db is None:
+                return prefetch_in_own_aliases(
+                    parent.get_prefetch_querysets, instances, querysets
+                )
+            if self.reads_one_alias():
                 return tuple(parent.get_prefetch_querysets(instances, querysets))
 
             def in_alias(alias: str) -> tuple[Any, ...]:
@@ -217,6 +296,33 @@ def fanned_out_related_manager(related_manager: type[Any]) -> type[Any]:
             return (rows, *first[1:])
 
     return CrossRelatedManager
+
+
+def prefetch_in_own_aliases(
+    get_prefetch_querysets: Callable[..., Any],
+    instances: list[Model],
+    querysets: Any,
+) -> tuple[Any, ...]:
+    """Django's reverse prefetch (``get_prefetch_querysets``) for the
+    instances of each alias, in that alias (the router follows the first
+    instance's), matched by alias and id: for a target local to each
+    database (``SameAsSource``), ids repeat from one to the next."""
+    by_alias: defaultdict[str, list[Model]] = defaultdict(list)
+    for instance in instances:
+        by_alias[str(instance._state.db)].append(instance)
+    found = run_per_alias(
+        lambda alias: tuple(get_prefetch_querysets(by_alias[alias], querysets)),
+        by_alias,
+    )
+    first = next(iter(found.values()))
+    rows = [row for answer in found.values() for row in answer[0]]
+    row_key, instance_key = first[1], first[2]
+    return (
+        rows,
+        lambda row: (row._state.db, *row_key(row)),
+        lambda instance: (instance._state.db, *instance_key(instance)),
+        *first[3:],
+    )
 
 
 def active_partition_of(aliases: tuple[str, ...]) -> str:
@@ -263,21 +369,17 @@ def prefetch_reverse_into(instances: list[Model], field: Any) -> list[Model] | N
     queryset: QuerySet[Any] = field.model._default_manager.get_queryset()
     if queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
         return None
-    target_attname, attname = field.target_field.attname, field.attname
-    keys = {getattr(obj, target_attname) for obj in pending} - {None}
-    rows: list[Model] = []
+    if field.target_is_local:
+        rows = referencing_rows_in_own_aliases(queryset, field, pending)
+    else:
+        rows = referencing_rows(queryset, field, pending)
     rows_by_key: defaultdict[Any, list[Model]] = defaultdict(list)
-    if keys:
-        queryset._add_hints(instance=pending[0])  # type: ignore[attr-defined]
-        queryset = queryset.filter(
-            **{f"{attname}__in": IdSet(keys, field.target_field)}
-        )
-        rows = list(fan_out(queryset) if fans_out(queryset) else queryset)
-        for row in rows:
-            rows_by_key[getattr(row, attname)].append(row)
+    reference_key, target_key = field.reference_key(), field.target_key()
+    for row in rows:
+        rows_by_key[reference_key(row)].append(row)
     forward_cache = field.cache_name
     for obj in pending:
-        obj_rows = rows_by_key.get(getattr(obj, target_attname), [])
+        obj_rows = rows_by_key.get(target_key(obj), [])
         for row in obj_rows:
             row._state.fields_cache[forward_cache] = obj
         if not hasattr(obj, "_prefetched_objects_cache"):
@@ -286,3 +388,33 @@ def prefetch_reverse_into(instances: list[Model], field: Any) -> list[Model] | N
         related._result_cache, related._prefetch_done = obj_rows, True
         obj._prefetched_objects_cache[cache_name] = related  # type: ignore[attr-defined]
     return rows
+
+
+def referencing_rows(
+    queryset: QuerySet[Any], field: Any, targets: list[Model]
+) -> list[Model]:
+    """The rows of ``queryset`` that refer to ``targets``: one query, or one
+    per database of a model in several that no partition names."""
+    keys = {getattr(obj, field.target_field.attname) for obj in targets} - {None}
+    if not keys:
+        return []
+    queryset._add_hints(instance=targets[0])  # type: ignore[attr-defined]
+    queryset = queryset.filter(
+        **{f"{field.attname}__in": IdSet(keys, field.target_field)}
+    )
+    return list(fan_out(queryset) if fans_out(queryset) else queryset)
+
+
+def referencing_rows_in_own_aliases(
+    queryset: QuerySet[Any], field: Any, targets: list[Model]
+) -> list[Model]:
+    """The rows of ``queryset`` that refer to ``targets``, each target's in
+    its own database (``SameAsSource``): one query per database."""
+    by_alias: defaultdict[str, list[Model]] = defaultdict(list)
+    for target in targets:
+        by_alias[str(target._state.db)].append(target)
+    found = run_per_alias(
+        lambda alias: referencing_rows(queryset.using(alias), field, by_alias[alias]),
+        by_alias,
+    )
+    return [row for rows in found.values() for row in rows]

@@ -7,6 +7,9 @@ from typing import Any, TypeVar
 from django.db import router
 from django.db.models import Manager, Model
 
+from crossfk.placement import placement_for_model
+from crossfk.resolvers import Resolver
+
 try:
     import factory.django
 except ImportError as error:  # An optional dependency.
@@ -23,6 +26,8 @@ class PartitionedModelFactory(factory.django.DjangoModelFactory[ModelT]):
 
     ``factory.SubFactory`` to a model in another database then creates the
     target there and the referencing row here, with no ``database`` option.
+    A model a resolver places gets each row where its resolver (or the
+    ``crossfk.partition()`` in effect) puts it.
     """
 
     class Meta:
@@ -31,4 +36,6 @@ class PartitionedModelFactory(factory.django.DjangoModelFactory[ModelT]):
     @classmethod
     def _get_manager(cls, model_class: type[Model]) -> Manager[Any]:
         manager: Manager[Any] = super()._get_manager(model_class)  # type: ignore[no-untyped-call]
+        if isinstance(placement_for_model(model_class), Resolver):
+            return manager  # Its create() places each row as save() does.
         return manager.db_manager(router.db_for_write(model_class))

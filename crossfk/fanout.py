@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from heapq import merge
 from itertools import chain
-from threading import Lock
 from typing import Any, TypeVar
 
 from django.db import NotSupportedError, connections
@@ -31,6 +28,7 @@ from django.db.models import (
 )
 from django.db.models.constants import LOOKUP_SEP
 
+from crossfk.idsets import ids_read_once
 from crossfk.parallel import run_per_alias
 from crossfk.placement import active_partition, model_aliases
 from crossfk.transaction import atomic
@@ -50,33 +48,6 @@ COMBINE: dict[type[Any], Callable[[list[Any]], Any]] = {
 }
 
 
-@dataclass
-class ReadOnce:
-    """What the id sets of one fan-out have read, shared by its workers."""
-
-    values: dict[int, list[Any]] = field(default_factory=dict)
-    lock: Lock = field(default_factory=Lock)
-
-
-_read_once: ContextVar[ReadOnce | None] = ContextVar("crossfk_read_once", default=None)
-
-
-def read_once(source: object, read: Callable[[], list[Any]]) -> list[Any]:
-    """``read()``; inside a fan-out, once for all its databases.
-
-    A fan-out compiles the same query once per database: a filter across a
-    relation (``fan_out(Order.objects.filter(customer__name=...))``) would
-    otherwise ask the target's database once per database fanned out to.
-    """
-    shared = _read_once.get()
-    if shared is None:
-        return read()
-    with shared.lock:
-        if id(source) not in shared.values:
-            shared.values[id(source)] = read()
-        return shared.values[id(source)]
-
-
 def fan_out(queryset: QuerySet[Any, Any]) -> FanOut:
     """``queryset`` on every alias of its model, evaluated concurrently."""
     return FanOut(queryset)
@@ -87,6 +58,19 @@ def reads_every_alias(model: type[Model]) -> bool:
     in effect names one of them."""
     aliases = model_aliases(model)
     return len(aliases) > 1 and active_partition() not in aliases
+
+
+class WhereItLives:
+    """A queryset's values for an ``IdSet``, read, each time they are
+    iterated, where its model lives: its alias, the partition in effect,
+    else every database of a model placed in several."""
+
+    def __init__(self, queryset: QuerySet[Any, Any]) -> None:
+        self.queryset = queryset
+
+    def __iter__(self) -> Iterator[Any]:
+        queryset = self.queryset.all()  # A fresh read each time: no stale ids.
+        return iter(fan_out(queryset) if fans_out(queryset) else queryset)
 
 
 def fans_out(queryset: QuerySet[Any, Any]) -> bool:
@@ -115,13 +99,10 @@ class FanOut:
     def per_alias(self, function: Callable[[QuerySet[Any, Any]], T]) -> dict[str, T]:
         """``function(queryset.using(alias))`` for every alias, concurrently."""
         queryset = self.queryset
-        token = _read_once.set(ReadOnce())
-        try:
+        with ids_read_once():
             return run_per_alias(
                 lambda alias: function(queryset.using(alias)), self.aliases
             )
-        finally:
-            _read_once.reset(token)
 
     # Rows ---------------------------------------------------------------------
 

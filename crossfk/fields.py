@@ -9,7 +9,10 @@ existence is enforced, and how ``on_delete`` reaches the other database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
@@ -17,13 +20,23 @@ from django.core import checks, exceptions
 from django.core.exceptions import FieldError
 from django.db import models, router
 from django.db.models import signals
+from django.db.models.sql import Query
 
 from crossfk.deletion import CrossOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor, CrossDBReverseDescriptor
-from crossfk.exceptions import CrossDBIntegrityError
-from crossfk.idsets import IdSet, IdSetIn
+from crossfk.exceptions import CrossDBIntegrityError, PartitionError
+from crossfk.forms import ResolvedModelChoiceField
+from crossfk.idsets import ColumnValues, IdSet, IdSetIn
 from crossfk.locking import found_and_locked
-from crossfk.placement import model_aliases, names
+from crossfk.parallel import run_per_alias
+from crossfk.placement import model_aliases, names, placement_for_model
+from crossfk.resolvers import (
+    IdsByReferencingAlias,
+    Resolver,
+    in_databases,
+    placed_ids,
+    shown_ids,
+)
 from crossfk.transaction import checked_at_commit, declare, note_target_saved
 
 # The one rule for check ids: crossfk's own checks have ids of their own;
@@ -54,6 +67,23 @@ def mark_targets_verified(instance: models.Model, field: CrossDBForeignKey) -> N
     """
     verified = instance._state.__dict__.setdefault("crossfk_verified", {})
     verified[field.attname] = getattr(instance, field.attname)
+
+
+class ColumnValuesEverywhere:
+    """``ColumnValues`` of several aliases: a lazy source for an ``IdSet``."""
+
+    def __init__(self, query: Query, aliases: Iterable[str]) -> None:
+        self.query, self.aliases = query, tuple(aliases)
+
+    def __iter__(self) -> Iterator[Any]:
+        # A clone each: compiling changes a query, and the reads run at once.
+        values = run_per_alias(
+            lambda alias: list(ColumnValues(self.query.clone(), alias)), self.aliases
+        )
+        return chain.from_iterable(values.values())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {', '.join(self.aliases)}: {self.query}>"
 
 
 class CrossDBForeignKey(models.ForeignKey[Any, Any]):
@@ -109,7 +139,9 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
 
     @property
     def target_alias(self) -> str:
-        """The alias the target rows are read from: ``using``, else the router's."""
+        """The alias the target rows are read from: ``using``, else the router's
+        (for a target in several databases, the partition in effect; a
+        resolver places each row instead: ``target_ids_by_alias()``)."""
         return self.using or router.db_for_read(self.remote_field.model)
 
     @property
@@ -134,25 +166,177 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
     def describe(self) -> str:
         return f"{self.model._meta.object_name}.{self.name}"
 
+    # Targets a resolver places -------------------------------------------------
+
+    @property
+    def target_resolver(self) -> Resolver | None:
+        """The resolver that places the target's rows, unless ``using`` names
+        their alias or the target is placed otherwise."""
+        if self.using:
+            return None
+        placement = placement_for_model(self.remote_field.model)
+        return placement if isinstance(placement, Resolver) else None
+
+    @property
+    def target_is_local(self) -> bool:
+        """Whether each row's target sits in that row's own database
+        (``SameAsSource``): target ids then repeat from one to the next."""
+        resolver = self.target_resolver
+        return resolver is not None and resolver.is_local
+
+    def referencing_aliases_for(self, target_alias: str) -> tuple[str, ...]:
+        """The aliases whose rows may refer to target rows in ``target_alias``."""
+        if self.target_is_local:
+            return tuple(a for a in self.referencing_aliases if a == target_alias)
+        return self.referencing_aliases
+
+    def referencing_alias_of(self, instance: models.Model) -> str:
+        """The alias ``instance`` of this field's model lives in or goes to."""
+        return instance._state.db or router.db_for_write(self.model, instance=instance)
+
+    def target_ids_by_alias(
+        self, ids_by_referencing_alias: IdsByReferencingAlias
+    ) -> dict[str, list[Any]]:
+        """``{alias: target values}``: where the targets of these values live,
+        given the values rows in each referencing alias hold (None where
+        it does not matter). Without a resolver, the one target alias; with
+        one, its answer for the whole batch, checked."""
+        to_python = self.target_field.to_python
+        asked = {
+            alias: [value for value in map(to_python, values) if value is not None]
+            for alias, values in ids_by_referencing_alias.items()
+        }
+        resolver = self.target_resolver
+        if resolver is None or not resolver.is_local:
+            ids = list(dict.fromkeys(chain.from_iterable(asked.values())))
+            if resolver is None:
+                return {self.target_alias: ids} if ids else {}
+            asked = {None: ids}
+        elif None in asked:  # The rows' alias: the partition in effect.
+            unplaced = asked.pop(None)
+            rows_alias = self.referencing_alias
+            asked[rows_alias] = [*asked.get(rows_alias, []), *unplaced]
+        try:
+            return placed_ids(resolver, self.remote_field.model, asked)
+        except PartitionError as error:
+            raise PartitionError(f"{self.describe()}: {error}") from error
+
+    def target_ids_of(self, instances: Iterable[models.Model]) -> dict[str, list[Any]]:
+        """``{alias: target values}`` of the targets ``instances`` refer to."""
+        ids_by_referencing_alias: defaultdict[str | None, list[Any]] = defaultdict(list)
+        is_local = self.target_is_local
+        for instance in instances:
+            value = getattr(instance, self.attname)
+            if value is not None:
+                alias = self.referencing_alias_of(instance) if is_local else None
+                ids_by_referencing_alias[alias].append(value)
+        return self.target_ids_by_alias(ids_by_referencing_alias)
+
+    def reference_key(self) -> Callable[[models.Model], Any]:
+        """What identifies a referencing row's target among targets read
+        from several databases: its value, and its alias where ids repeat."""
+        value_of = attrgetter(self.attname)
+        if not self.target_is_local:
+            return value_of
+        alias_of = self.referencing_alias_of
+        return lambda instance: (alias_of(instance), value_of(instance))
+
+    def target_key(self) -> Callable[[models.Model], Any]:
+        """The ``reference_key()`` of the rows that refer to a target."""
+        value_of = attrgetter(self.target_field.attname)
+        if not self.target_is_local:
+            return value_of
+        return lambda target: (target._state.db, value_of(target))
+
+    def read_targets(
+        self, ids_by_alias: Mapping[str, list[Any]], queryset: models.QuerySet[Any]
+    ) -> list[models.Model]:
+        """The rows of ``queryset`` with these target values, one query per
+        alias, at once. A value found in two aliases is an error."""
+        target_field = self.target_field
+        lookup = f"{target_field.attname}__in"
+
+        def read(alias: str) -> list[models.Model]:
+            rows = queryset.using(alias).filter(
+                **{lookup: IdSet(ids_by_alias[alias], target_field)}
+            )
+            rows.query.clear_ordering()  # One target per value: no order needed.
+            return list(rows)
+
+        rows = list(chain.from_iterable(run_per_alias(read, ids_by_alias).values()))
+        if len(ids_by_alias) > 1 and len(set(map(self.target_key(), rows))) < len(rows):
+            self.refuse_duplicates(rows)
+        return rows
+
+    def target_values(self, query: Query) -> Iterable[Any]:
+        """The one column ``query`` (of the target) selects, read each time
+        it is iterated: in the target's alias, or in every alias of the
+        resolver that places it by id, one query each, at once."""
+        resolver = self.target_resolver
+        if resolver is None or resolver.is_local:
+            return ColumnValues(query, self.target_alias)
+        return ColumnValuesEverywhere(query, resolver.aliases)
+
+    def refuse_duplicates(self, rows: list[models.Model]) -> None:
+        aliases_by_key: defaultdict[Any, list[str]] = defaultdict(list)
+        target_key = self.target_key()
+        for row in rows:
+            aliases_by_key[target_key(row)].append(str(row._state.db))
+        key, aliases = next((k, a) for k, a in aliases_by_key.items() if len(a) > 1)
+        target: Any = self.remote_field.model
+        raise target.MultipleObjectsReturned(
+            f"{self.describe()}: {target._meta.object_name} with "
+            f"{self.target_field.attname} {key!r} exists in {names(aliases)}; "
+            f"{self.target_resolver!r} needs ids unique across its databases."
+        )
+
     # Integrity -----------------------------------------------------------------
 
-    def missing_target_ids(self, values: Iterable[Any]) -> list[Any]:
-        """The values among ``values`` that no target row has, in one query.
+    def missing_target_ids(
+        self, values: Iterable[Any], referencing_alias: str | None = None
+    ) -> list[Any]:
+        """The values among ``values`` that no target row has, in one query
+        per database that holds some (``referencing_alias``: where the rows
+        holding them live, for a target in the referencing row's database).
 
         Inside a transaction on the target's database, the rows found stay
         locked until it ends (``crossfk.locking.found_and_locked``).
         """
+        ids_by_alias = self.target_ids_by_alias({referencing_alias: values})
+        return sorted(self.where_missing(ids_by_alias), key=str)
+
+    def where_missing(
+        self, ids_by_alias: Mapping[str, list[Any]]
+    ) -> dict[Any, tuple[str, ...]]:
+        """``{value: the aliases it was looked for in}`` for each value no
+        target row has, one query per alias."""
+        found = self.found_target_ids(ids_by_alias)
+        looked_in: defaultdict[Any, list[str]] = defaultdict(list)
+        for alias, ids in ids_by_alias.items():
+            for value in ids:
+                if value not in found:
+                    looked_in[value].append(alias)
+        return {value: tuple(aliases) for value, aliases in looked_in.items()}
+
+    def found_target_ids(
+        self, ids_by_alias: Mapping[str, list[Any]], *, lock: bool = True
+    ) -> set[Any]:
+        """The values that a target row has, one query per alias, at once;
+        the rows locked as ``crossfk.locking.found_and_locked`` says, unless
+        ``lock=False``."""
         target_field = self.target_field
-        wanted = {target_field.to_python(value) for value in values} - {None}
-        if not wanted:
-            return []
-        found_ids = (
-            self.target_queryset()
-            .filter(**{f"{target_field.attname}__in": IdSet(wanted, target_field)})
-            .values_list(target_field.attname, flat=True)
-        )
-        found = found_and_locked(found_ids, self.target_alias)
-        return sorted(wanted - set(found), key=str)
+        attname = target_field.attname
+        manager = self.remote_field.model._base_manager
+
+        def found_in(alias: str) -> list[Any]:
+            found_ids = (
+                manager.using(alias)
+                .filter(**{f"{attname}__in": IdSet(ids_by_alias[alias], target_field)})
+                .values_list(attname, flat=True)
+            )
+            return found_and_locked(found_ids, alias) if lock else list(found_ids)
+
+        return set(chain.from_iterable(run_per_alias(found_in, ids_by_alias).values()))
 
     def check_targets_exist(
         self, values: Iterable[Any], using: str | None = None
@@ -169,21 +353,30 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         if not values:
             return
         using = using or self.referencing_alias
-        block = checked_at_commit(self, using, f"Writing {self.describe()}")
-        missing = self.missing_target_ids(values)
+        ids_by_alias = self.target_ids_by_alias({using: values})
+        doing = f"Writing {self.describe()}"
+        blocks = dict.fromkeys(
+            checked_at_commit(self, using, doing, alias) for alias in ids_by_alias
+        )
+        missing = self.where_missing(ids_by_alias)
         declare(using, writes=True)
-        if block is not None:
-            block.check_at_commit(self, using, values)
+        for block in blocks:
+            if block is not None:
+                block.check_at_commit(self, using, values)
         if not missing:
             return
         target = self.remote_field.model._meta.object_name
-        attname = self.target_field.attname
-        shown = ", ".join(repr(value) for value in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        by_aliases: dict[tuple[str, ...], list[Any]] = {}
+        for value in sorted(missing, key=str):
+            by_aliases.setdefault(missing[value], []).append(value)
+        where = "; ".join(
+            f"{shown_ids(ids)} in {in_databases(aliases)}"
+            for aliases, ids in by_aliases.items()
+        )
         raise CrossDBIntegrityError(
-            f"{self.describe()}: no {target} with {attname} {shown}{more} in "
-            f"database '{self.target_alias}'. Save the {target} first, or "
-            f"declare the field with enforce=False to allow dangling ids."
+            f"{self.describe()}: no {target} with {self.target_field.attname} "
+            f"{where}. Save the {target} first, or declare the field with "
+            f"enforce=False to allow dangling ids."
         )
 
     def contribute_to_class(
@@ -242,23 +435,34 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         models.Field.validate(self, value, model_instance)
         if value is None:
             return
+        referencing_alias = None
+        if model_instance is not None and self.target_is_local:
+            referencing_alias = self.referencing_alias_of(model_instance)
+        ids_by_alias = self.target_ids_by_alias({referencing_alias: [value]})
         target_field_name = self.remote_field.field_name
         queryset = (
-            self.target_queryset()
-            .filter(**{str(target_field_name): value})
-            .complex_filter(self.get_limit_choices_to())
+            self.remote_field.model._base_manager.filter(
+                **{str(target_field_name): value}
+            )
+        ).complex_filter(self.get_limit_choices_to())
+        found = run_per_alias(
+            lambda alias: queryset.using(alias).exists(), ids_by_alias
         )
-        if not queryset.exists():
+        if not any(found.values()):
+            aliases = list(ids_by_alias)
+            where = "database %(database)r"
+            if len(aliases) > 1:
+                where = "databases %(database)s"
             raise exceptions.ValidationError(
-                "%(model)s instance with %(field)s %(value)r does not exist in "
-                "database %(database)r.",
+                f"%(model)s instance with %(field)s %(value)r does not exist in "
+                f"{where}.",
                 code="invalid",
                 params={
                     "model": self.remote_field.model._meta.verbose_name,
                     "pk": value,
                     "field": target_field_name,
                     "value": value,
-                    "database": self.target_alias,
+                    "database": aliases[0] if len(aliases) == 1 else names(aliases),
                 },
             )
 
@@ -288,8 +492,13 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         return super().get_lookup(lookup_name)
 
     def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        using = kwargs.pop("using", None) or self.target_alias
-        return super().formfield(using=using, **kwargs)
+        using = kwargs.pop("using", None)
+        if using is None and self.target_resolver is not None:
+            # No one database to choose from: the form field asks the
+            # resolver where a chosen value lives.
+            kwargs = {"form_class": ResolvedModelChoiceField, **kwargs}
+            return super().formfield(cross_field=self, **kwargs)
+        return super().formfield(using=using or self.target_alias, **kwargs)
 
     def deconstruct(self) -> Any:
         name, _, args, kwargs = super().deconstruct()
@@ -308,6 +517,7 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
             *map(renumbered, super().check(**kwargs)),
             *self._check_using_alias(),
             *self._check_same_database(),
+            *self._check_target_placement(),
         ]
 
     def _check_using_alias(self) -> list[checks.CheckMessage]:
@@ -373,5 +583,43 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
                 hint="A models.ForeignKey would give a real constraint and joins.",
                 obj=self,
                 id="crossfk.W001",
+            )
+        ]
+
+    def _check_target_placement(self) -> list[checks.CheckMessage]:
+        """A target in several databases needs a resolver to find its rows."""
+        if isinstance(self.remote_field.model, str) or self.using is not None:
+            return []
+        target = self.remote_field.model._meta.label
+        placement = placement_for_model(self.remote_field.model)
+        if isinstance(placement, tuple) and len(placement) > 1:
+            return [
+                checks.Error(
+                    f"{self.describe()} refers to {target}, which lives in "
+                    f"{len(placement)} databases ({names(placement)}) placed by "
+                    f"a list: nothing says which one holds a given row.",
+                    hint=f"Place {target} with a crossfk.resolvers resolver: "
+                    f"SameAsSource(...) if each row's target sits in that "
+                    f"row's own database, Hash, Directory or Scatter if its "
+                    f"ids are unique across them; or give the field using=.",
+                    obj=self,
+                    id="crossfk.E011",
+                )
+            ]
+        if not isinstance(placement, Resolver) or not placement.is_local:
+            return []
+        outside = [a for a in self.referencing_aliases if a not in placement.aliases]
+        if not outside:
+            return []
+        return [
+            checks.Error(
+                f"{self.describe()} refers to {target}, placed by "
+                f"{placement!r}, which finds each row's target in that row's "
+                f"own database; but {self.model._meta.label} also lives in "
+                f"{names(outside)}, where {target} does not.",
+                hint=f"Place {target} in {names(outside)} too, or use a "
+                f"resolver that places it by id.",
+                obj=self,
+                id="crossfk.E012",
             )
         ]

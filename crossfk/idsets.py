@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from operator import itemgetter
+from threading import Lock
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -21,8 +25,6 @@ from django.db.models.fields.related_lookups import RelatedIn
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
-
-from crossfk.fanout import fan_out, fans_out, read_once
 
 # What as_sql() returns: the SQL, and its parameters.
 SQL = tuple[str, Any]
@@ -43,6 +45,43 @@ class ColumnValues:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.using}: {self.query}>"
+
+
+@dataclass
+class ReadOnce:
+    """What the id sets of one fan-out have read, shared by its workers."""
+
+    values: dict[int, list[Any]] = field(default_factory=dict)
+    lock: Lock = field(default_factory=Lock)
+
+
+_read_once: ContextVar[ReadOnce | None] = ContextVar("crossfk_read_once", default=None)
+
+
+def read_once(source: object, read: Callable[[], list[Any]]) -> list[Any]:
+    """``read()``; inside ``ids_read_once()``, once for all its databases.
+
+    A fan-out compiles the same query once per database: a filter across a
+    relation (``fan_out(Order.objects.filter(customer__name=...))``) would
+    otherwise ask the target's database once per database fanned out to.
+    """
+    shared = _read_once.get()
+    if shared is None:
+        return read()
+    with shared.lock:
+        if id(source) not in shared.values:
+            shared.values[id(source)] = read()
+        return shared.values[id(source)]
+
+
+@contextmanager
+def ids_read_once() -> Iterator[None]:
+    """Within the block (a fan-out), each id set reads its values once."""
+    token = _read_once.set(ReadOnce())
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
 
 
 class IdSet(Expression):
@@ -74,8 +113,6 @@ class IdSet(Expression):
         source = self.values
         if isinstance(source, QuerySet):
             source = source.all()  # A fresh read at each compile: no stale ids.
-            if fans_out(source):
-                source = fan_out(source)  # every database of a tenant's model
         # The values are Python values already: read from a database, taken
         # from instances, or prepared by the lookup. Preparing them again
         # would cost more than the query at a few hundred ids.

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import models
 
-from crossfk.placement import Placed, missing_from_databases
+from crossfk.placement import Placed, missing_from_databases, placement_for_model
 from crossfk.query import CrossQuerySet
 from crossfk.resolvers import Resolver
 
@@ -36,6 +36,17 @@ class MultiDBManager(Placed, CrossManager[Any]):
         self.placement = placement
         self.pinned_alias = placement if isinstance(placement, str) else None
         self._db = self.pinned_alias
+
+    def create(self, **kwargs: Any) -> Any:
+        """Django's ``create()``; with no alias named, a new row of a model a
+        resolver places goes where ``save()`` puts it: where the resolver
+        says, else in the ``crossfk.partition()`` in effect."""
+        resolved = isinstance(placement_for_model(self.model), Resolver)
+        if self._db is not None or not resolved:
+            return super().create(**kwargs)
+        instance = self.model(**kwargs)
+        instance.save(force_insert=True)
+        return instance
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         if self.placement is None:

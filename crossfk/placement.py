@@ -168,8 +168,8 @@ def partition_for_model(
 
     A model placed in several aliases takes the database ``instance`` (the
     row itself, or a row related to it) came from, as Django's default
-    routing does, else the ``partition()`` in effect, else, for a new row of
-    a model a resolver places, the resolver's choice.
+    routing does; for a new row of a model a resolver places, the
+    resolver's choice, if it makes one; else the ``partition()`` in effect.
     """
     placement = placement_for_model(model)
     if isinstance(placement, str):
@@ -177,6 +177,13 @@ def partition_for_model(
     aliases = aliases_of(placement)
     if instance is not None and instance._state.db in aliases:
         return instance._state.db
+    is_new = isinstance(instance, model) and instance._state.adding
+    if is_new and isinstance(placement, Resolver):
+        # Before the partition in effect: a row saved anywhere else than
+        # where its resolver places it could not be found again.
+        alias = resolved_alias_for_new(model, placement, instance)
+        if alias is not None:
+            return alias
     active = active_partition()
     if active is not None:
         if active not in aliases:
@@ -185,9 +192,6 @@ def partition_for_model(
                 f"crossfk.partition() in effect; it lives in {names(aliases)}."
             )
         return active
-    is_new = isinstance(instance, model) and instance._state.adding
-    if is_new and isinstance(placement, Resolver):
-        return resolved_alias_for_new(model, placement, instance)
     raise PartitionError(
         f"{model._meta.label} lives in {len(aliases)} databases "
         f"({names(aliases)}): name one with using(alias), or work inside "
@@ -197,9 +201,9 @@ def partition_for_model(
 
 def resolved_alias_for_new(
     model: type[models.Model], resolver: Resolver, instance: Any
-) -> str:
+) -> str | None:
     alias = resolver.alias_for_new(instance)
-    if alias not in resolver.aliases:
+    if alias is not None and alias not in resolver.aliases:
         raise PartitionError(
             f"{resolver!r}.alias_for_new() placed a new {model._meta.label} "
             f"in {alias!r}, which is not one of its aliases "

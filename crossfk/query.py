@@ -29,8 +29,9 @@ from crossfk.descriptors import (
     prefetch_reverse_into,
     reverse_cross_field,
 )
+from crossfk.fanout import WhereItLives
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
-from crossfk.idsets import ColumnValues, IdSet, OwnColumnIn
+from crossfk.idsets import IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.values import (
     Across,
@@ -119,7 +120,7 @@ class CrossLookup:
         target_column = field.target_field.get_col(target_ids.get_initial_alias())
         target_ids.set_select([target_column])
         target_ids.clear_ordering(force=True)
-        ids = IdSet(ColumnValues(target_ids, field.target_alias), field)
+        ids = IdSet(field.target_values(target_ids), field)
         column = f"{self.prefix}{field.attname}"
         ids_in = (f"{column}__in", ids)
         if matches_missing_row(conditions):
@@ -182,9 +183,10 @@ class CrossLookup:
     def referenced_id_set(self, referencing_rows: QuerySet[Any, Any]) -> IdSet:
         """The targets' ids that the rows of ``referencing_rows`` hold."""
         field = self.field
-        return IdSet(
-            referencing_rows.values_list(field.attname, flat=True), field.target_field
-        )
+        ids = referencing_rows.values_list(field.attname, flat=True)
+        # A model in several databases: the partition's, else all of them.
+        source = ids if len(field.referencing_aliases) == 1 else WhereItLives(ids)
+        return IdSet(source, field.target_field)
 
 
 def matches_missing_row(conditions: list[tuple[str, object]]) -> bool:

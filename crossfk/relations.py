@@ -10,7 +10,7 @@ checkers, the part of ``CrossDBForeignKey`` those modules use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from django.apps import apps
@@ -40,7 +40,16 @@ class CrossRelation(Protocol):
     def describe(self) -> str: ...
     def set_cached_value(self, instance: models.Model, value: Any) -> None: ...
     def target_queryset(self) -> models.QuerySet[Any]: ...
-    def missing_target_ids(self, values: Iterable[Any]) -> list[Any]: ...
+    def target_ids_by_alias(
+        self, ids_by_referencing_alias: Mapping[str | None, Iterable[Any]]
+    ) -> dict[str, list[Any]]: ...
+    def referencing_aliases_for(self, target_alias: str) -> tuple[str, ...]: ...
+    def found_target_ids(
+        self, ids_by_alias: Mapping[str, list[Any]], *, lock: bool = True
+    ) -> set[Any]: ...
+    def missing_target_ids(
+        self, values: Iterable[Any], referencing_alias: str | None = None
+    ) -> list[Any]: ...
 
 
 def cross_foreign_keys() -> list[CrossRelation]:

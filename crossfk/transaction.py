@@ -36,8 +36,9 @@ from typing import Any, Literal, overload
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
-from crossfk.placement import working_aliases
+from crossfk.placement import names, working_aliases
 from crossfk.relations import CrossRelation, cross_foreign_keys
+from crossfk.resolvers import in_databases
 
 # Global transaction id of one participant: the block's id, the position of
 # this database in the commit order, and how many databases took part.
@@ -168,9 +169,10 @@ def roll_back_together(aliases: Iterable[str]) -> bool:
 
 
 def checked_at_commit(
-    field: CrossRelation, using: str, doing: str
+    field: CrossRelation, using: str, doing: str, target_alias: str | None = None
 ) -> CrossAtomic | None:
-    """Where references ``field`` writes in ``using`` must be checked again.
+    """Where references ``field`` writes in ``using`` to targets in
+    ``target_alias`` (the field's by default) must be checked again.
 
     The ``crossfk.atomic`` that commits both ends, when a savepoint inside
     it could roll back the target's end alone; None when the target is
@@ -178,8 +180,9 @@ def checked_at_commit(
     block commits both ends although the target's end is in a transaction:
     the target may exist only there.
     """
-    aliases = (field.target_alias, using)
-    if using == field.target_alias or transaction_owner(field.target_alias) is None:
+    target_alias = target_alias or field.target_alias
+    aliases = (target_alias, using)
+    if using == target_alias or transaction_owner(target_alias) is None:
         return None
     block = owning_block(aliases, doing)
     return None if roll_back_together(aliases) else block
@@ -350,17 +353,13 @@ class CrossAtomic(ContextDecorator):
             f"the other. {self!r} was rolled back in every database."
         )
         for field, values in self.deleted_targets.items():
-            target_field = field.target_field
-            back = list(
-                field.target_queryset()
-                .filter(**{f"{target_field.attname}__in": list(values)})
-                .values_list(target_field.attname, flat=True)
-            )
+            ids_by_alias = field.target_ids_by_alias({None: values})
+            back = sorted(field.found_target_ids(ids_by_alias, lock=False), key=str)
             if back:
                 target = field.remote_field.model._meta.object_name
                 raise CrossDBIntegrityError(
                     f"{field.describe()}: {target} {', '.join(map(repr, back))} "
-                    f"in '{field.target_alias}' was deleted with the rows that "
+                    f"in {names(list(ids_by_alias))} was deleted with the rows that "
                     f"refer to it in '{field.referencing_alias}', then its deletion "
                     f"was undone: {rolled_back}"
                 )
@@ -371,13 +370,15 @@ class CrossAtomic(ContextDecorator):
                 .values_list(field.attname, flat=True)
                 .distinct()
             )
-            missing = field.missing_target_ids(referenced)
+            missing = field.missing_target_ids(referenced, using)
             if missing:
                 target = field.remote_field.model._meta.object_name
+                aliases = list(field.target_ids_by_alias({using: missing}))
+                has = "has" if len(aliases) == 1 else "have"
                 raise CrossDBIntegrityError(
                     f"{field.describe()}: rows in '{using}' refer to {target} "
-                    f"{', '.join(map(repr, missing))}, which database "
-                    f"'{field.target_alias}' no longer has: {rolled_back}"
+                    f"{', '.join(map(repr, missing))}, which "
+                    f"{in_databases(aliases)} no longer {has}: {rolled_back}"
                 )
 
     def take_commit_callbacks(self) -> dict[str, list[Any]]:

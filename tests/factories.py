@@ -3,6 +3,7 @@
 import factory
 
 from crossfk.factories import PartitionedModelFactory
+from tests.shards import models as shards
 from tests.tenants import models as tenants
 from tests.testapp import models
 
@@ -137,3 +138,96 @@ class InvoiceFactory(PartitionedModelFactory):
 
     class Meta:
         model = tenants.Invoice
+
+
+class AccountFactory(PartitionedModelFactory):
+    """Each account goes to the shard the hash of its UUID names."""
+
+    name = factory.Sequence(lambda n: f"Account {n}")
+
+    class Meta:
+        model = shards.Account
+
+
+class EventFactory(PartitionedModelFactory):
+    account = factory.SubFactory(AccountFactory)
+    kind = factory.Sequence(lambda n: f"kind-{n}")
+
+    class Meta:
+        model = shards.Event
+
+
+class HoldFactory(PartitionedModelFactory):
+    account = factory.SubFactory(AccountFactory)
+
+    class Meta:
+        model = shards.Hold
+
+
+class NoteFactory(PartitionedModelFactory):
+    """Inside ``crossfk.partition(alias)``: the note goes to that shard."""
+
+    account = factory.SubFactory(AccountFactory)
+    text = factory.Sequence(lambda n: f"Note {n}")
+
+    class Meta:
+        model = shards.Note
+
+
+class MailboxHomeFactory(PartitionedModelFactory):
+    address = factory.Sequence(lambda n: f"box{n}@example.com")
+    alias = "shard_0"
+
+    class Meta:
+        model = shards.MailboxHome
+
+
+class MailboxFactory(PartitionedModelFactory):
+    """Writes its directory row first, in the shard ``home__alias`` names."""
+
+    home = factory.SubFactory(MailboxHomeFactory)
+    address = factory.SelfAttribute("home.address")
+
+    class Meta:
+        model = shards.Mailbox
+        exclude = ["home"]
+
+
+class MessageFactory(PartitionedModelFactory):
+    mailbox = factory.SubFactory(MailboxFactory)
+
+    class Meta:
+        model = shards.Message
+
+
+class DocumentFactory(PartitionedModelFactory):
+    """Inside ``crossfk.partition(alias)``: Scatter places no new row."""
+
+    title = factory.Sequence(lambda n: f"Document {n}")
+
+    class Meta:
+        model = shards.Document
+
+
+class CitationFactory(PartitionedModelFactory):
+    document = factory.SubFactory(DocumentFactory)
+
+    class Meta:
+        model = shards.Citation
+
+
+class FolderFactory(PartitionedModelFactory):
+    """Inside ``crossfk.partition(alias)``: the folder goes to that shard."""
+
+    name = factory.Sequence(lambda n: f"Folder {n}")
+
+    class Meta:
+        model = shards.Folder
+
+
+class SheetFactory(PartitionedModelFactory):
+    folder = factory.SubFactory(FolderFactory)
+    title = factory.Sequence(lambda n: f"Sheet {n}")
+
+    class Meta:
+        model = shards.Sheet

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "tests.deletetwins",
     "tests.deletecases",
     "tests.tenants",
+    "tests.shards",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -15,6 +15,7 @@ from django.test.utils import isolate_apps
 
 from crossfk import CrossDBForeignKey, MultiDBManager
 from crossfk.checks import check_partitions, check_router
+from crossfk.resolvers import Hash, SameAsSource
 from tests.factories import KeyedReferenceFactory
 from tests.testapp.models import KeyedReference, Link, Post
 
@@ -286,6 +287,73 @@ def test_check_warns_of_a_partition_label_that_places_nothing(label):
 
 def test_the_test_settings_pass_the_partition_checks():
     assert check_partitions() == []
+
+
+@isolate_apps("tests.testapp")
+def test_check_refuses_a_target_placed_in_several_databases_by_a_list():
+    class Target(IsolatedModel):
+        objects = MultiDBManager(["tenant_0", "tenant_1"])
+
+    class Referencing(IsolatedModel):
+        target = CrossDBForeignKey(Target, models.CASCADE)
+        objects = MultiDBManager("default")
+
+    class Pinned(IsolatedModel):
+        target = CrossDBForeignKey(
+            Target, models.CASCADE, using="tenant_0", related_name="+"
+        )
+        objects = MultiDBManager("default")
+
+    (message,) = Referencing.check()
+    assert (message.id, message.msg) == (
+        "crossfk.E011",
+        "Referencing.target refers to testapp.Target, which lives in 2 "
+        "databases ('tenant_0', 'tenant_1') placed by a list: nothing says "
+        "which one holds a given row.",
+    )
+    assert "SameAsSource(...)" in message.hint
+    assert Pinned.check() == []
+
+
+@isolate_apps("tests.testapp")
+def test_check_refuses_same_as_source_where_the_target_does_not_live():
+    class Target(IsolatedModel):
+        objects = MultiDBManager(SameAsSource(["shard_0", "shard_1"]))
+
+    class Inside(IsolatedModel):
+        target = CrossDBForeignKey(Target, models.CASCADE, related_name="+")
+        objects = MultiDBManager(["shard_1", "shard_0"])
+
+    class Outside(IsolatedModel):
+        target = CrossDBForeignKey(Target, models.CASCADE, related_name="+")
+        objects = MultiDBManager(["shard_0", "shard_2", "default"])
+
+    assert Inside.check() == []
+    (message,) = Outside.check()
+    assert (message.id, message.msg) == (
+        "crossfk.E012",
+        "Outside.target refers to testapp.Target, placed by "
+        "SameAsSource(['shard_0', 'shard_1']), which finds each row's target in "
+        "that row's own database; but testapp.Outside also lives in 'shard_2', "
+        "'default', where testapp.Target does not.",
+    )
+
+
+@isolate_apps("tests.testapp")
+def test_check_accepts_a_target_placed_by_a_resolver_from_any_database():
+    class Target(IsolatedModel):
+        objects = MultiDBManager(Hash(["shard_0", "shard_1"]))
+
+    class Referencing(IsolatedModel):
+        target = CrossDBForeignKey(Target, models.CASCADE, related_name="+")
+        objects = MultiDBManager(["default", "tenant_3"])
+
+    assert Referencing.check() == []
+
+
+def test_the_test_apps_pass_the_placement_checks():
+    ids = {message.id for message in run_checks()}
+    assert not ids & {"crossfk.E011", "crossfk.E012"}
 
 
 def database_cascade():

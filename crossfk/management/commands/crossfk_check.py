@@ -180,7 +180,8 @@ class Command(BaseCommand):
             if not rows_read:
                 break
             last_pk, scanned = rows_read[-1][0], scanned + len(rows_read)
-            missing = set(field.missing_target_ids(target for _, target in rows_read))
+            targets = [target for _, target in rows_read]
+            missing = set(field.missing_target_ids(targets, alias))
             broken = [(pk, target) for pk, target in rows_read if target in missing]
             dangling += len(broken)
             lines += [
