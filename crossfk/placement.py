@@ -125,10 +125,12 @@ def placement_for_model(model: type[models.Model]) -> Placement:
     owner = opts.auto_created
     if isinstance(owner, type):  # A many-to-many through table lives with it.
         return placement_for_model(owner)
-    declared = declared_placement(model)
-    if declared is not None:
-        return declared
-    return placement_for_label(opts.app_label, opts.model_name)
+    placement = declared_placement(model)
+    if placement is None:
+        placement = placement_for_label(opts.app_label, opts.model_name)
+    if isinstance(placement, Resolver) and placement.placed_model is None:
+        placement.placed_model = model  # what SameAsSource() needs
+    return placement
 
 
 def aliases_of(placement: Placement) -> tuple[str, ...]:

@@ -9,10 +9,14 @@ cost one query per database holding some of them, never one per row.
 The built-in ones:
 
 - ``Hash(aliases)``: a stable hash of the key picks the alias;
-- ``Directory(model, aliases)``: a table in one database maps key to alias;
-- ``SameAsSource(aliases)``: a row sits in the database of the rows that
+- ``Directory(model[, aliases])``: a table in one database maps key to alias;
+- ``SameAsSource([aliases])``: a row sits in the database of the rows that
   refer to it (ids repeat from one database to the next);
-- ``Scatter(aliases)``: any alias may hold any id; every one is asked.
+- ``Scatter([aliases])``: any alias may hold any id; every one is asked.
+
+Made without aliases, ``SameAsSource()`` lives in the databases of the
+models that refer to its model, ``Directory()`` and ``Scatter()`` in every
+alias of ``DATABASES``.
 
 Every resolver but ``SameAsSource`` places a row by its id alone, so the
 ids must be unique across its aliases: UUIDs, char keys, or integers from
@@ -34,6 +38,7 @@ from django.db import models
 
 from crossfk.exceptions import PartitionError
 from crossfk.idsets import IdSet
+from crossfk.relations import cross_foreign_keys
 
 # What a relation asks of a resolver: the ids that rows in each of the
 # referencing model's aliases hold (None where that alias does not matter).
@@ -53,16 +58,32 @@ class Resolver:
     #: well as by its id (ids then repeat from one alias to the next).
     is_local = False
 
-    def __init__(self, aliases: Sequence[str]) -> None:
+    # The model the resolver places, once crossfk.placement has met it.
+    placed_model: type[models.Model] | None = None
+
+    def __init__(self, aliases: Sequence[str] | None = None) -> None:
         if isinstance(aliases, str):
             raise TypeError(
                 f"{type(self).__name__}() takes a list of aliases, not the "
                 f"string {aliases!r}: place a model in one database with "
                 f"MultiDBManager({aliases!r})."
             )
-        self.aliases = tuple(dict.fromkeys(aliases))
-        if not self.aliases:
+        self.given_aliases = None if aliases is None else tuple(dict.fromkeys(aliases))
+        if self.given_aliases == ():
             raise ValueError(f"{type(self).__name__}() needs at least one alias.")
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The databases the model lives in: those given, else the
+        resolver's default (``default_aliases()``)."""
+        if self.given_aliases is not None:
+            return self.given_aliases
+        return self.default_aliases()
+
+    def default_aliases(self) -> tuple[str, ...]:
+        """The databases of a resolver made without aliases: every alias of
+        ``DATABASES`` (read at use time)."""
+        return tuple(settings.DATABASES)
 
     def aliases_for(self, ids: Iterable[Any]) -> dict[str, list[Any]]:
         """``{alias: ids}`` for the rows with these ids: the values relations
@@ -106,6 +127,9 @@ class Hash(Resolver):
     a UUID field with ``default=uuid.uuid4`` is.
     """
 
+    def __init__(self, aliases: Sequence[str]) -> None:
+        super().__init__(aliases)  # A hash needs its list: no default.
+
     def alias_of(self, key: Any) -> str:
         """The alias of the row whose key is ``key``."""
         if isinstance(key, bool) or not isinstance(key, (int, str, UUID)):
@@ -147,7 +171,7 @@ class Directory(Resolver):
     def __init__(
         self,
         model: type[models.Model] | str,
-        aliases: Sequence[str],
+        aliases: Sequence[str] | None = None,
         *,
         key: str = "key",
         alias: str = "alias",
@@ -217,6 +241,18 @@ class SameAsSource(Resolver):
     """
 
     is_local = True
+
+    def default_aliases(self) -> tuple[str, ...]:
+        """Made without aliases: those of the models that refer to it."""
+        model = self.placed_model
+        if model is None:
+            return ()
+        referring = [
+            field.referencing_aliases
+            for field in cross_foreign_keys()
+            if field.remote_field.model is model
+        ]
+        return tuple(dict.fromkeys(chain.from_iterable(referring)))
 
     def aliases_for(self, ids: Iterable[Any]) -> dict[str, list[Any]]:
         raise PartitionError(

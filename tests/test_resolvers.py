@@ -4,9 +4,12 @@ logic: no database is read."""
 import uuid
 
 import pytest
+from django.conf import settings
 
 from crossfk import PartitionError, Resolver
-from crossfk.resolvers import Hash, SameAsSource, Scatter, placed_ids
+from crossfk.placement import model_aliases
+from crossfk.resolvers import Directory, Hash, SameAsSource, Scatter, placed_ids
+from tests.shards.models import Folder, Sheet
 from tests.testapp.models import Post
 
 SHARDS = ["shard_0", "shard_1", "shard_2", "shard_3"]
@@ -164,3 +167,18 @@ def test_an_id_the_resolver_leaves_out_is_refused_naming_it():
 def test_same_as_source_outside_its_aliases_is_refused():
     with pytest.raises(PartitionError, match=r"placed testapp.Post 5 in 'default'"):
         placed_ids(SameAsSource(SHARDS), Post, {"default": [5]})
+
+
+def test_resolvers_made_without_aliases_take_their_defaults():
+    with pytest.raises(TypeError):
+        Hash()  # type: ignore[call-arg]
+    assert Scatter().aliases == tuple(settings.DATABASES)
+    assert Directory("shards.MailboxHome").aliases == tuple(settings.DATABASES)
+    unbound = SameAsSource()
+    assert unbound.aliases == ()  # No model placed by it yet.
+
+
+def test_same_as_source_without_aliases_lives_where_the_referring_rows_do():
+    # Folder is SameAsSource(); only Sheet, placed in the shards, refers to it.
+    assert model_aliases(Folder) == tuple(SHARDS)
+    assert model_aliases(Sheet) == tuple(SHARDS)

@@ -104,7 +104,7 @@ class Folder(models.Model):
 
     name = models.CharField(max_length=100)
 
-    objects = MultiDBManager(SameAsSource(SHARDS))
+    objects = MultiDBManager(SameAsSource())  # where the sheets are
 
 
 class Sheet(models.Model):
