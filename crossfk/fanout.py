@@ -31,6 +31,7 @@ from django.db.models.constants import LOOKUP_SEP
 from crossfk.idsets import ids_read_once
 from crossfk.parallel import run_per_alias
 from crossfk.placement import active_partition, model_aliases
+from crossfk.relations import cross_foreign_keys
 from crossfk.transaction import atomic
 
 T = TypeVar("T")
@@ -71,6 +72,16 @@ class WhereItLives:
     def __iter__(self) -> Iterator[Any]:
         queryset = self.queryset.all()  # A fresh read each time: no stale ids.
         return iter(fan_out(queryset) if fans_out(queryset) else queryset)
+
+
+def referencing_aliases(model: type[Model]) -> list[str]:
+    """The databases of the rows that refer to ``model`` across databases."""
+    return [
+        alias
+        for field in cross_foreign_keys()
+        if issubclass(model, field.remote_field.model)
+        for alias in field.referencing_aliases
+    ]
 
 
 def fans_out(queryset: QuerySet[Any, Any]) -> bool:
@@ -164,13 +175,14 @@ class FanOut:
         }
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        """Delete the rows in every database, in one ``crossfk.atomic``.
+        """Delete the rows in every database, in one ``crossfk.atomic`` over
+        them and the databases their cross relations' cascades reach.
 
         One database after the other, on the caller's connections: the
         block commits them together.
         """
         total, counts = 0, Counter[str]()
-        with atomic(*self.aliases):
+        with atomic(*self.aliases, *referencing_aliases(self.queryset.model)):
             for alias in self.aliases:
                 deleted, by_model = self.queryset.using(alias).delete()
                 total += deleted

@@ -346,6 +346,18 @@ def test_a_fanned_out_delete_of_accounts_cascades_in_one_atomic_block(spread):
     assert list(Event.objects.order_by("id")) == [events[2], events[5]]
 
 
+@pytest.mark.django_db(databases=["default", *SHARDS], transaction=True)
+def test_a_fanned_out_delete_opens_its_block_over_the_databases_it_cascades_to(
+    spread,
+):
+    accounts, events = spread
+    doomed = Account.objects.exclude(pk=accounts[2].pk)
+    deleted = fan_out(doomed).delete()
+    assert deleted == (6, {"shards.Event": 4, "shards.Account": 2})
+    assert accounts_by_shard() == {"shard_3": [accounts[2].pk]}
+    assert list(Event.objects.order_by("id")) == [events[2], events[5]]
+
+
 # The reverse accessors -----------------------------------------------------------
 
 
