@@ -43,15 +43,18 @@ class Across:
 
     def other_side(self) -> tuple[Any, str | None, str]:
         """The model, alias and compared column of the relation's other end:
-        no alias for a model in several databases, read where the partition
-        in effect says, else in all of them."""
+        no alias for a model in several databases (a tenant's, or one a
+        resolver places), read where the partition in effect says, else in
+        all of them."""
         related = self.step.field
         if self.step.is_reverse:
             aliases = related.referencing_aliases
             alias = related.referencing_alias if len(aliases) == 1 else None
             return related.model, alias, related.attname
         target = related.remote_field.model
-        return target, related.target_alias, related.target_field.attname
+        aliases = related.target_aliases
+        alias = related.target_alias if len(aliases) == 1 else None
+        return target, alias, related.target_field.attname
 
     def check_names(self) -> None:
         """Raise Django's FieldError now for a name the other side lacks, as

@@ -146,6 +146,14 @@ def test_prefetching_accounts_reads_each_shard_that_holds_some_once(spread):
     assert fetched == events
 
 
+def test_values_across_to_the_accounts_read_every_shard_once(spread):
+    accounts, _ = spread
+    expected = queries(default=1, shard_0=1, shard_1=1, shard_2=1, shard_3=1)
+    with assert_queries_per_db(expected):
+        rows = list(Event.objects.order_by("id").values_list("id", "account__name"))
+    assert [name for _, name in rows] == [a.name for a in accounts * 2]
+
+
 def test_djangos_prefetch_goes_through_the_resolver_too(spread):
     accounts, _ = spread
     events = list(Event.objects.order_by("id"))
