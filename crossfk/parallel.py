@@ -14,6 +14,7 @@ transaction has not committed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
@@ -81,6 +82,9 @@ def run_per_alias(function: Callable[[str], T], aliases: Iterable[str]) -> dict[
         if error is not None:
             for other in futures.values():
                 other.exception()  # let every call end first
+            error.add_note(
+                f"(in database {alias!r}, asked with {len(futures) - 1} more)"
+            )
             raise error
         results[alias] = future.result()
     return results
@@ -120,6 +124,15 @@ def worker_pool(size: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(size, thread_name_prefix="crossfk")
             _pool_size = size
         return _pool
+
+
+def forget_pool_after_fork() -> None:
+    """In a forked child the pool's threads are gone: start a new one."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=forget_pool_after_fork)
 
 
 def close_worker_connections() -> None:

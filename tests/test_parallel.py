@@ -1,6 +1,8 @@
 """``crossfk.parallel``: one call per database, at once, each on its own
 connection; one after the other where a transaction is open."""
 
+import os
+import signal
 import threading
 from contextlib import suppress
 
@@ -127,3 +129,33 @@ def test_query_counts_are_the_same_at_once_and_one_after_the_other():
         assert [q["sql"] for q in parallel[alias].captured_queries] == [
             q["sql"] for q in serial[alias].captured_queries
         ]
+
+
+def test_the_error_says_in_which_database_it_was_raised():
+    def call(alias):
+        if alias == "tenant_4":
+            raise ValueError("no")
+
+    with pytest.raises(ValueError) as raised:
+        run_per_alias(call, TENANTS)
+    assert raised.value.__notes__ == ["(in database 'tenant_4', asked with 7 more)"]
+
+
+def test_a_forked_child_starts_a_pool_of_its_own():
+    run_per_alias(lambda alias: alias, TENANTS)  # the parent's pool exists
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            signal.alarm(10)  # the parent's pool, threadless here, would hang
+            both = threading.Barrier(2, timeout=5)
+            ran = run_per_alias(
+                lambda alias: (both.wait(), threading.get_ident())[1], TENANTS[:2]
+            )
+            os.write(writer, str(len(set(ran.values()))).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(child, 0)
+    assert os.read(reader, 16) == b"2"
+    assert status == 0
