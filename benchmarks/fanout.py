@@ -464,25 +464,47 @@ def per_aliases_table(
 
 
 def verdicts(results: Results) -> list[str]:
+    """The issue's targets: the time at 5 ms and 8 aliases, and the queries."""
     from benchmarks.fanout_measurements import OPERATIONS
 
-    target = f"within {TARGET_RATIO}x of one alias"
-    cells = results.get((TARGET_ALIASES, TARGET_DELAY))
-    if cells is None:
-        return [
-            f"- parallel over {TARGET_ALIASES} aliases {target} at "
-            f"{TARGET_DELAY:g} ms: not measured in this run"
-        ]
     lines = []
+    cells = results.get((TARGET_ALIASES, TARGET_DELAY))
     for operation_key, operation in OPERATIONS.items():
+        name = f"{operation.label}, parallel over {TARGET_ALIASES} aliases"
+        target = f"within {TARGET_RATIO}x of one alias at {TARGET_DELAY:g} ms"
+        if cells is None:
+            lines.append(f"- {name} {target}: not measured in this run")
+            continue
         ratio = cells[operation_key, "parallel"].ms / cells[operation_key, "one"].ms
         verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
-        lines.append(
-            f"- {operation.label}, parallel over {TARGET_ALIASES} aliases "
-            f"{target} at {TARGET_DELAY:g} ms: {verdict} ({ratio:.2f}x)"
-        )
-    lines.append("- one query per alias per level: met (asserted in each warm-up)")
-    return lines
+        lines.append(f"- {name} {target}: {verdict} ({ratio:.2f}x)")
+    return [*lines, queries_verdict(results)]
+
+
+def queries_verdict(results: Results) -> str:
+    """Whether each alias gets one query per level, from the counts asserted
+    at the most aliases: for the delete, an alias that holds none of the
+    deleted orders needs to be asked whether it does, before the delete's
+    transactions and again under its lock, and nothing more."""
+    from benchmarks.fanout_measurements import DELETED_USERS, rows_by_alias
+
+    (count, _), cells = max(results.items(), key=lambda item: item[0])
+    queries = cells["delete", "parallel"].queries
+    tenants = [alias for alias in queries if alias != "default"]
+    holding_none = set(tenants) - set(rows_by_alias(DELETED_USERS, tenants))
+    most = max((queries[alias] for alias in holding_none), default=0)
+    delete = (
+        f"MISSED by the cascade delete: {most} statements in each of the "
+        f"{len(holding_none)} aliases that hold none of the deleted orders "
+        f"(of {count})"
+        if most > 2
+        else "met by the cascade delete"
+    )
+    return (
+        "- one query per alias per level: met by the reverse prefetch and the "
+        "reverse filter, and by crossfk_check (one per page, and the empty "
+        f"page that ends each alias's scan); {delete}"
+    )
 
 
 def report(results: Results, probed, skipped: list[str], args) -> str:

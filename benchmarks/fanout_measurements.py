@@ -182,26 +182,26 @@ class Operation:
 
 OPERATIONS = {
     "prefetch": Operation(
-        "reverse prefetch, 1,000 users",
-        'User.objects.prefetch_cross("orders")',
+        "reverse prefetch",
+        'prefetch_cross("orders")',
         reverse_prefetch,
         queries_of_read,
     ),
     "filter": Operation(
         "reverse filter",
-        f"User.objects.filter(orders__total__gte={FILTER_TOTAL})",
+        f"filter(orders__total__gte={FILTER_TOTAL})",
         reverse_filter,
         queries_of_read,
     ),
     "delete": Operation(
-        f"cascade delete of {len(DELETED_USERS)} users",
-        "User.objects.filter(pk__in=...).delete()",
+        "cascade delete",
+        f"filter(pk__in=<{len(DELETED_USERS)} users>).delete()",
         cascade_delete,
         queries_of_delete,
         is_delete=True,
     ),
     "check": Operation(
-        "crossfk_check",
+        "scan",
         "crossfk_check fanapp.Order.user",
         check_orders,
         queries_of_check,
@@ -225,6 +225,6 @@ class Mode:
 
 MODES = {
     "serial": Mode("serial", 1),
-    "parallel": Mode("parallel, 8 at once", 8),
-    "one": Mode("all orders in one alias", 8, is_one_alias=True),
+    "parallel": Mode("parallel (8)", 8),
+    "one": Mode("one alias", 8, is_one_alias=True),
 }
