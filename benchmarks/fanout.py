@@ -56,7 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.fanapp import ONE_ALIAS, tenant_aliases  # noqa: E402
-from benchmarks.run import format_table  # noqa: E402
+from benchmarks.run import format_table as plain_or_rst_table  # noqa: E402
 
 HOST = os.environ.get("CROSSFK_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("CROSSFK_PG_USER", "postgres")
@@ -397,6 +397,14 @@ def run_all(args, every_tenant: list[str], proxies: list[ProxyProcess]):
 
 
 # Reporting -------------------------------------------------------------------
+
+
+def format_table(headers: list[str], rows: list[list[str]], rst: bool) -> str:
+    """``run.py``'s table. In RST, a blank first cell would make its row
+    part of the one above: a backslash keeps it a row of its own, blank."""
+    if rst:
+        headers, *rows = [[row[0] or "\\", *row[1:]] for row in [headers, *rows]]
+    return plain_or_rst_table(headers, rows, rst)
 
 
 def labels(operation_key: str, mode_key: str, rst: bool) -> list[str]:
