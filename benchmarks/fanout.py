@@ -512,11 +512,14 @@ def queries_verdict(results: Results) -> str:
             f"(of {count})"
         )
     else:
-        delete = "met by the cascade delete"
+        delete = (
+            "met by the cascade delete in the aliases that hold none of its "
+            "orders (whether they do, before and under the lock)"
+        )
     return (
         "- one query per alias per level: met by the reverse prefetch and the "
-        "reverse filter, and by crossfk_check (one per page, and the empty "
-        f"page that ends each alias's scan); {delete}"
+        "reverse filter, and by crossfk_check (one per page, an empty one "
+        f"only after a full one); {delete}"
     )
 
 

@@ -149,25 +149,25 @@ def queries_of_delete(aliases: list[str]) -> dict[str, int]:
     COMMIT (Django's capture counts BEGIN and COMMIT).
 
     In each alias of a model placed in several: whether it holds orders of
-    theirs, before the transactions and again under the lock; BEGIN, delete
-    them, COMMIT. An alias that holds none is left out of the delete's
-    ``crossfk.atomic`` but still runs its (empty) DELETE, in a transaction
-    of its own. A model in one alias: BEGIN, delete them, COMMIT.
+    theirs, before the transactions and again under the lock; then, where
+    it does, BEGIN, delete them, COMMIT. An alias that holds none is left
+    out of the delete's ``crossfk.atomic`` and not written. A model in one
+    alias: BEGIN, delete them, COMMIT.
     """
-    per_alias = 3 if len(aliases) == 1 else 5
-    return {"default": 5} | dict.fromkeys(aliases, per_alias)
+    if len(aliases) == 1:
+        return {"default": 5} | dict.fromkeys(aliases, 3)
+    holders = rows_by_alias(DELETED_USERS, aliases)
+    return {"default": 5} | {alias: 5 if alias in holders else 2 for alias in aliases}
 
 
 def queries_of_check(aliases: list[str]) -> dict[str, int]:
-    """In each alias, its pages of orders and the empty page that ends the
-    scan; in default, the users of each page."""
+    """In each alias, its pages of orders, until a short one (an empty one
+    after a full one); in default, the users of each page."""
     all_users = list(range(1, USERS + 1))
-    pages = {
-        alias: math.ceil(len(rows) / CHECK_BATCH_SIZE)
-        for alias, rows in rows_by_alias(all_users, aliases, True).items()
-    }
+    rows = rows_by_alias(all_users, aliases, True)
+    pages = {alias: math.ceil(len(rows[alias]) / CHECK_BATCH_SIZE) for alias in rows}
     return {"default": sum(pages.values())} | {
-        alias: pages[alias] + 1 for alias in aliases
+        alias: len(rows.get(alias, ())) // CHECK_BATCH_SIZE + 1 for alias in aliases
     }
 
 

@@ -73,9 +73,9 @@ def test_verbosity_two_lists_each_dangling_row(dangling_links):
 
 
 def test_scan_reads_in_pages_one_target_query_each(dangling_links):
-    # 5 links, pages of 2: 3 pages and the empty read that ends the scan.
+    # 5 links, pages of 2: 3 pages, the last one short, which ends the scan.
     with (
-        assert_queries_per_db({"default": 3, "secondary": 4}),
+        assert_queries_per_db({"default": 3, "secondary": 3}),
         pytest.raises(CommandError),
     ):
         crossfk_check("testapp.Link.post", batch_size=2)
@@ -127,7 +127,7 @@ def test_a_field_inherited_by_a_proxy_and_a_child_is_scanned_once():
     # One page with the row, the empty read that ends the scan, and one
     # existence query for the page: a second scan would double both.
     with (
-        assert_queries_per_db({"default": 1, "secondary": 2}),
+        assert_queries_per_db({"default": 1, "secondary": 1}),
         pytest.raises(CommandError, match=r"^1 dangling reference"),
     ):
         call_command("crossfk_check", "testapp.SlugLink", stdout=stdout)

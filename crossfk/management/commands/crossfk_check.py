@@ -195,6 +195,8 @@ class Command(BaseCommand):
                 self.stderr.write(
                     f"\r{field.describe()}: {scanned}/{total} rows", ending=""
                 )
+            if len(rows_read) < batch_size:
+                break  # the last page: no query to find the next one empty
         if show_progress:
             self.stderr.write("")
         return dangling, lines
