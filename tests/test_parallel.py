@@ -141,6 +141,8 @@ def test_the_error_says_in_which_database_it_was_raised():
     assert raised.value.__notes__ == ["(in database 'tenant_4', asked with 7 more)"]
 
 
+# Forking a process with threads is the case under test (Python 3.12+ warns).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
 def test_a_forked_child_starts_a_pool_of_its_own():
     run_per_alias(lambda alias: alias, TENANTS)  # the parent's pool exists
     reader, writer = os.pipe()
