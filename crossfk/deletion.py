@@ -38,6 +38,7 @@ from django.db.models.deletion import Collector
 
 from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import lock_for_update
+from crossfk.placement import names
 from crossfk.relations import CrossRelation
 from crossfk.transaction import (
     atomic,
@@ -437,7 +438,7 @@ class CrossDeletion:
         if late:
             raise CrossDBTransactionError(
                 f"Deleting {self.describe_root()}: rows referring to it were "
-                f"written in {', '.join(map(repr, late))} while it was being "
+                f"written in {names(late)} while it was being "
                 f"collected; nothing was deleted. Delete it again."
             )
 

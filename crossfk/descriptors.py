@@ -259,17 +259,20 @@ def fanned_out_related_manager(related_manager: type[Any]) -> type[Any]:
             )
 
         def get_queryset(self) -> Any:
+            # Prefetched rows first, as Django's own does: a read of them
+            # costs no lookup of where the model lives.
+            prefetched = getattr(self.instance, "_prefetched_objects_cache", {})
+            cache_name = self.field.remote_field.cache_name
+            if cache_name in prefetched:
+                return prefetched[cache_name]
             if self.reads_one_alias():
                 return super().get_queryset()
             aliases = model_aliases(self.model)
             # Django reads a database's features to build the filter: any
-            # of the model's answers. The queryset names none: it reads the
-            # partition in effect when it is evaluated, or all of them.
+            # of the model's answers. No partition names one: all are read.
             with partition(active_partition_of(aliases)):
                 queryset = super().get_queryset()
-            if isinstance(queryset, QuerySet) and fans_out(queryset):
-                return fan_out(queryset)
-            return queryset  # A prefetched one, or one the partition names.
+            return fan_out(queryset)
 
         def get_prefetch_querysets(
             self, instances: list[Model], querysets: Any = None

@@ -26,7 +26,7 @@ from asgiref.sync import iscoroutinefunction
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from crossfk.placement import working_aliases
+from crossfk.placement import names, working_aliases
 from crossfk.transaction import atomic
 
 
@@ -61,7 +61,7 @@ class AtomicRequestsMiddleware:
             raise RuntimeError(
                 f"AtomicRequestsMiddleware cannot wrap an async view, as "
                 f"ATOMIC_REQUESTS cannot; decorate it with non_atomic_requests "
-                f"for {', '.join(map(repr, aliases))}."
+                f"for {names(aliases)}."
             )
         if aliases:
             blocks: ExitStack = request._crossfk_blocks  # type: ignore[attr-defined]

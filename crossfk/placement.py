@@ -214,6 +214,12 @@ def resolved_alias_for_new(
     return alias
 
 
+def sole_alias(aliases: Sequence[str]) -> str | None:
+    """The one alias of ``aliases``; None for several: a query that names
+    none reads the partition in effect, else every one of them."""
+    return aliases[0] if len(aliases) == 1 else None
+
+
 def names(aliases: Sequence[str]) -> str:
     return ", ".join(map(repr, aliases))
 

@@ -33,6 +33,7 @@ from crossfk.fanout import WhereItLives
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
 from crossfk.idsets import IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
+from crossfk.placement import sole_alias
 from crossfk.values import (
     Across,
     CrossValues,
@@ -137,12 +138,9 @@ class CrossLookup:
         """
         field = self.field
         # A model in several databases is read where the partition in effect
-        # says, else in all of them, when the ids are read (see IdSet).
-        own_alias = (
-            field.referencing_alias if len(field.referencing_aliases) == 1 else None
-        )
+        # says, else in all of them, when the ids are read (WhereItLives).
         referencing_rows: CrossQuerySet[Any, Any] = CrossQuerySet(
-            field.model, using=own_alias
+            field.model, using=sole_alias(field.referencing_aliases)
         )
         opts = field.model._meta
         field_names = {"pk"} | {f.name for f in opts.get_fields()}

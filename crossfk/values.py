@@ -30,6 +30,7 @@ from django.db.models.utils import create_namedtuple_class
 
 from crossfk.fanout import fan_out, fans_out
 from crossfk.paths import CrossStep
+from crossfk.placement import sole_alias
 
 
 @dataclass
@@ -48,13 +49,10 @@ class Across:
         all of them."""
         related = self.step.field
         if self.step.is_reverse:
-            aliases = related.referencing_aliases
-            alias = related.referencing_alias if len(aliases) == 1 else None
+            alias = sole_alias(related.referencing_aliases)
             return related.model, alias, related.attname
-        target = related.remote_field.model
-        aliases = related.target_aliases
-        alias = related.target_alias if len(aliases) == 1 else None
-        return target, alias, related.target_field.attname
+        alias = sole_alias(related.target_aliases)
+        return related.remote_field.model, alias, related.target_field.attname
 
     def check_names(self) -> None:
         """Raise Django's FieldError now for a name the other side lacks, as
