@@ -18,7 +18,8 @@ referencing model.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -38,6 +39,7 @@ from django.db.models.deletion import Collector
 
 from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import lock_for_update
+from crossfk.parallel import run_per_alias
 from crossfk.placement import names
 from crossfk.relations import CrossRelation
 from crossfk.transaction import (
@@ -288,11 +290,14 @@ class CrossDeletion:
         aliases = list(self.collectors)
         if settle_together(aliases) and not self.reaches_partitions():
             return aliases
-        return [
-            alias
-            for alias, collector in self.collectors.items()
-            if alias == self.root.using or has_writes(collector)
-        ]
+        return [self.root.using, *self.with_writes(a for a in aliases[1:])]
+
+    def with_writes(self, aliases: Iterable[str]) -> list[str]:
+        """Those of ``aliases`` whose collector has rows to write, all asked at once."""
+        asked = run_per_alias(
+            lambda alias: has_writes(self.collectors[alias]), aliases, lend=True
+        )
+        return [alias for alias, writes in asked.items() if writes]
 
     def reaches_partitions(self) -> bool:
         """Whether a relation took this delete into every database of a
@@ -371,18 +376,28 @@ class CrossDeletion:
         """Each database's fast deletes, then its field updates.
 
         Django's ``Collector.delete()`` does exactly these two phases for a
-        collector that holds no instances, so each collector's fast deletes
-        and field updates are handed to such a one. One database after the
-        other keeps Django's order within each; across databases no order
-        shows: these phases send no signal and no constraint spans two
-        databases.
+        collector that holds no instances, so each collector's fast deletes,
+        then its field updates, are handed to such a one. Across databases no
+        order shows: these phases send no signal and no constraint spans two
+        databases. The fast deletes, plain DELETEs in their own database, run
+        in every database at once; a field update may check a new target in
+        another database, on the caller's connection to it.
         """
-        for alias in aliases:
+
+        def run_phase(alias: str, phase: str) -> Counter[str]:
             collector = self.collectors[alias]
-            phases = Collector(using=collector.using, origin=self.root.origin)
-            phases.fast_deletes = collector.fast_deletes
-            phases.field_updates = collector.field_updates
-            deleted_counter.update(phases.delete()[1])
+            phases = Collector(using=alias, origin=self.root.origin)
+            setattr(phases, phase, getattr(collector, phase))
+            return Counter(phases.delete()[1])
+
+        fast = [alias for alias in aliases if self.collectors[alias].fast_deletes]
+        for counts in run_per_alias(
+            partial(run_phase, phase="fast_deletes"), fast, lend=True
+        ).values():
+            deleted_counter.update(counts)
+        for alias in aliases:
+            if self.collectors[alias].field_updates:
+                deleted_counter.update(run_phase(alias, "field_updates"))
 
     def delete_batches(
         self, batches: list[Batch], deleted_counter: Counter[str]
@@ -432,7 +447,7 @@ class CrossDeletion:
 
         Inside an outer block, its refusal says which databases it lacks.
         """
-        late = [alias for alias in self.aliases_to_write() if alias not in aliases]
+        late = self.with_writes(a for a in self.collectors if a not in aliases)
         if late and in_outer_block:
             owning_block([*aliases, *late], "The delete's recheck")
         if late:

@@ -606,7 +606,23 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
                     id="crossfk.E011",
                 )
             ]
-        if not isinstance(placement, Resolver) or not placement.is_local:
+        if not isinstance(placement, Resolver):
+            return []
+        target_field = self.target_field
+        if placement.places_by_primary_key and not target_field.primary_key:
+            return [
+                checks.Error(
+                    f"{self.describe()} refers to {target} by "
+                    f"{target_field.name}, but {placement!r} places {target} "
+                    f"rows by primary key: it would be asked where "
+                    f"{target_field.name} values live.",
+                    hint="Refer to the primary key (drop to_field), or place "
+                    f"{target} with Scatter() or a resolver of your own.",
+                    obj=self,
+                    id="crossfk.E013",
+                )
+            ]
+        if not placement.is_local:
             return []
         outside = [a for a in self.referencing_aliases if a not in placement.aliases]
         if not outside:

@@ -26,6 +26,8 @@ from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
 
+from crossfk.parallel import meanwhile
+
 # What as_sql() returns: the SQL, and its parameters.
 SQL = tuple[str, Any]
 
@@ -117,7 +119,10 @@ class IdSet(Expression):
         # from instances, or prepared by the lookup. Preparing them again
         # would cost more than the query at a few hundred ids.
         low, high = self.column_range(connection)
-        read = read_once(self, lambda: list(OrderedSet(source)))
+        # A source read in other databases at once: the query's own
+        # connection opens meanwhile.
+        with meanwhile(connection.ensure_connection):
+            read = read_once(self, lambda: list(OrderedSet(source)))
         values = [
             field.get_db_prep_value(value, connection, prepared=True)
             for value in read

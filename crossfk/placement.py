@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from contextlib import ContextDecorator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, models
+from django.db.models.signals import class_prepared
 from django.utils.connection import ConnectionDoesNotExist
 
 from crossfk.exceptions import PartitionError
@@ -120,17 +123,29 @@ def placement_for_label(app_label: str, model_name: str | None = None) -> Placem
 
 
 def placement_for_model(model: type[models.Model]) -> Placement:
-    """Where a model lives: its manager, else the settings, else default."""
+    """Where a model lives: its manager, else the settings, else default.
+
+    Asked for every query and every row a relation reaches: kept until a
+    setting it depends on changes (``override_settings()``).
+    """
+    placement = _placements.get(model)
+    if placement is not None:
+        return placement
     opts = model._meta
     owner = opts.auto_created
     if isinstance(owner, type):  # A many-to-many through table lives with it.
-        return placement_for_model(owner)
-    placement = declared_placement(model)
-    if placement is None:
-        placement = placement_for_label(opts.app_label, opts.model_name)
-    if isinstance(placement, Resolver) and placement.placed_model is None:
-        placement.placed_model = model  # what SameAsSource() needs
+        placement = placement_for_model(owner)
+    else:
+        placement = declared_placement(model)
+        if placement is None:
+            placement = placement_for_label(opts.app_label, opts.model_name)
+        if isinstance(placement, Resolver) and placement.placed_model is None:
+            placement.placed_model = model  # what SameAsSource() needs
+    _placements[model] = placement
     return placement
+
+
+_placements: dict[type[models.Model], Placement] = {}
 
 
 def aliases_of(placement: Placement) -> tuple[str, ...]:
@@ -146,10 +161,28 @@ def model_aliases(model: type[models.Model]) -> tuple[str, ...]:
     return aliases_of(placement_for_model(model))
 
 
-def pinned_aliases() -> set[str]:
-    """The aliases some model is placed in alone."""
+@cache
+def pinned_aliases() -> frozenset[str]:
+    """The aliases some model is placed in alone: kept, as placements are,
+    and until another model class is made."""
     placements = map(placement_for_model, apps.get_models(include_auto_created=True))
-    return {placement for placement in placements if isinstance(placement, str)}
+    return frozenset(p for p in placements if isinstance(p, str))
+
+
+def forget_placements(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: placements follow the settings."""
+    if setting in ("CROSSFK_PARTITIONS", "DATABASES"):
+        _placements.clear()
+        pinned_aliases.cache_clear()
+
+
+def forget_pinned_aliases(**kwargs: Any) -> None:
+    """``class_prepared`` receiver: a new model may pin another alias."""
+    pinned_aliases.cache_clear()
+
+
+setting_changed.connect(forget_placements)
+class_prepared.connect(forget_pinned_aliases)
 
 
 def working_aliases() -> list[str]:

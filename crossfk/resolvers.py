@@ -57,6 +57,9 @@ class Resolver:
     #: Whether a row is found by the alias of the row that refers to it as
     #: well as by its id (ids then repeat from one alias to the next).
     is_local = False
+    #: Whether ``aliases_for()`` knows rows by primary key only: a relation
+    #: with another ``to_field`` cannot ask it (check ``crossfk.E013``).
+    places_by_primary_key = False
 
     # The model the resolver places, once crossfk.placement has met it.
     placed_model: type[models.Model] | None = None
@@ -127,6 +130,8 @@ class Hash(Resolver):
     a UUID field with ``default=uuid.uuid4`` is.
     """
 
+    places_by_primary_key = True  # A new row is placed by its own.
+
     def __init__(self, aliases: Sequence[str]) -> None:
         super().__init__(aliases)  # A hash needs its list: no default.
 
@@ -181,6 +186,9 @@ class Directory(Resolver):
         self.model = model
         self.key_name, self.alias_name = key, alias
         self.place_new = place_new
+        # Without place_new, a new row is found in the table by its primary
+        # key: the table's keys are primary keys.
+        self.places_by_primary_key = place_new is None
 
     @property
     def directory_model(self) -> type[models.Model]:

@@ -36,6 +36,7 @@ from typing import Any, Literal, overload
 from django.db import NotSupportedError, connections, transaction
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
+from crossfk.parallel import connect_at_once, run_per_alias
 from crossfk.placement import names, working_aliases
 from crossfk.relations import CrossRelation, cross_foreign_keys
 from crossfk.resolvers import in_databases
@@ -55,6 +56,17 @@ def prepared_gid(block_id: str, index: int, count: int) -> str:
     return f"crossfk:{block_id}:{index}:{count}"
 
 
+def references() -> Counter[tuple[str, str]]:
+    """How many relations have targets in one database and references in
+    another: ``{(target alias, referencing alias): count}``."""
+    return Counter(
+        (target_alias, referencing_alias)
+        for field in cross_foreign_keys()
+        for target_alias in field.target_aliases
+        for referencing_alias in field.referencing_aliases
+    )
+
+
 def reference_order(aliases: Iterable[str]) -> list[str]:
     """``aliases`` with each database before the ones that reference its rows.
 
@@ -65,17 +77,12 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     remaining, ordered = list(aliases), []
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
-    references = Counter(
-        (target_alias, referencing_alias)
-        for field in cross_foreign_keys()
-        for target_alias in field.target_aliases
-        for referencing_alias in field.referencing_aliases
-    )
+    counts = references()
     while remaining:
         first = min(
             remaining,
             key=lambda alias: sum(
-                references[other, alias] for other in remaining if other != alias
+                counts[other, alias] for other in remaining if other != alias
             ),
         )
         ordered.append(first)
@@ -273,6 +280,7 @@ class CrossAtomic(ContextDecorator):
         )
         self.deleted_targets: defaultdict[CrossRelation, set[Any]] = defaultdict(set)
         try:
+            connect_at_once(self.outermost)
             for alias in self.aliases:
                 block = Participant(self, alias)
                 block.__enter__()
@@ -297,6 +305,27 @@ class CrossAtomic(ContextDecorator):
             if alias in self.locked and alias not in self.written
         ]
         return [alias for alias in order if alias not in held] + held
+
+    def commit_steps(self, order: list[str]) -> list[list[str]]:
+        """``order`` cut into steps that each commit at once: consecutive
+        databases none of which holds references to another's rows, and
+        which all keep locks to the end or none does."""
+        counts = references() if len(order) > 1 else Counter()
+        kept_locks = {a for a in self.locked if a not in self.written}
+        steps: list[list[str]] = []
+        for alias in order:
+            step = steps[-1] if steps else []
+            if (
+                step
+                and (alias in kept_locks) == (step[0] in kept_locks)
+                and not any(
+                    counts[alias, other] or counts[other, alias] for other in step
+                )
+            ):
+                step.append(alias)
+            else:
+                steps.append([alias])
+        return steps
 
     def check_at_commit(
         self, field: CrossRelation, using: str, values: Iterable[Any]
@@ -406,12 +435,19 @@ class CrossAtomic(ContextDecorator):
                 connection.run_and_clear_commit_hooks()
 
     def leave(self, order: list[str], outcome: Outcome) -> BaseException | None:
-        """Leave every block; after a failed commit, roll the rest back."""
-        for alias in order:
-            try:
-                self.blocks[alias].__exit__(*outcome)
-            except BaseException as error:
-                outcome = (type(error), error, error.__traceback__)
+        """Leave every block, a step of ``commit_steps()`` at once; after a
+        failed commit, roll the later steps back."""
+        for step in self.commit_steps(order):
+
+            def leave_block(alias: str, outcome: Outcome = outcome) -> Outcome:
+                try:
+                    self.blocks[alias].__exit__(*outcome)
+                except BaseException as error:
+                    return (type(error), error, error.__traceback__)
+                return outcome
+
+            outcomes = run_per_alias(leave_block, step, lend=True).values()
+            outcome = next((o for o in outcomes if o[1] is not outcome[1]), outcome)
         return outcome[1]
 
     def leave_in_two_phases(self, order: list[str]) -> None:
@@ -420,33 +456,51 @@ class CrossAtomic(ContextDecorator):
             alias: prepared_gid(block_id, index, count)
             for index, alias in enumerate(order, start=1)
         }
-        prepared = []
-        try:
-            for alias in order:
-                # PREPARE ends the session's transaction: the commit Django
-                # then runs on leaving the block has nothing left to do.
+
+        def prepare(alias: str) -> BaseException | None:
+            # PREPARE ends the session's transaction: the commit Django then
+            # runs on leaving the block has nothing left to do.
+            try:
                 with connections[alias].cursor() as cursor:
                     cursor.execute(f"PREPARE TRANSACTION '{gids[alias]}'")
-                prepared.append(alias)
-        except BaseException as error:
+            except BaseException as error:
+                return error
+            return None
+
+        # The first database alone, then the rest at once; it also commits
+        # alone first. So crossfk_recover finds the first one prepared, unless
+        # the commit had begun (see its docstring).
+        first, *rest = order
+        errors = {first: prepare(first)}
+        if errors[first] is None:
+            errors.update(run_per_alias(prepare, rest, lend=True))
+        error = next((e for e in errors.values() if e is not None), None)
+        if error is not None:
             self.leave(order, (type(error), error, error.__traceback__))
-            finish_prepared({alias: gids[alias] for alias in prepared}, commit=False)
-            raise
+            prepared = {alias: gids[alias] for alias, e in errors.items() if e is None}
+            finish_prepared(prepared, commit=False)
+            raise error
         failure = self.leave(order, (None, None, None))
         if failure is not None:
             finish_prepared(gids, commit=False)
             raise failure
-        finish_prepared(gids, commit=True)
+        finish_prepared({first: gids[first]}, commit=True)
+        for step in self.commit_steps(rest):
+            finish_prepared({alias: gids[alias] for alias in step}, commit=True)
 
 
 def finish_prepared(gids: dict[str, str], commit: bool) -> None:
-    """COMMIT or ROLLBACK PREPARED each alias's transaction, in order."""
+    """COMMIT or ROLLBACK PREPARED each alias's transaction, at once."""
     verb = "COMMIT" if commit else "ROLLBACK"
-    for alias, gid in gids.items():
+    for gid in gids.values():
         if not PREPARED_GID.match(gid):  # It is spliced into SQL: never trust it.
             raise ValueError(f"Not a crossfk transaction id: {gid!r}")
+
+    def finish(alias: str) -> None:
         with connections[alias].cursor() as cursor:
-            cursor.execute(f"{verb} PREPARED '{gid}'")
+            cursor.execute(f"{verb} PREPARED '{gids[alias]}'")
+
+    run_per_alias(finish, gids, lend=True)
 
 
 @overload

@@ -15,7 +15,7 @@ from django.test.utils import isolate_apps
 
 from crossfk import CrossDBForeignKey, MultiDBManager
 from crossfk.checks import check_partitions, check_router
-from crossfk.resolvers import Hash, SameAsSource
+from crossfk.resolvers import Directory, Hash, SameAsSource, Scatter
 from tests.factories import KeyedReferenceFactory
 from tests.testapp.models import KeyedReference, Link, Post
 
@@ -351,9 +351,64 @@ def test_check_accepts_a_target_placed_by_a_resolver_from_any_database():
     assert Referencing.check() == []
 
 
+@isolate_apps("tests.testapp")
+def test_check_refuses_a_to_field_a_resolver_does_not_place_by():
+    class Target(IsolatedModel):
+        code = models.CharField(max_length=10, unique=True)
+        objects = MultiDBManager(Hash(["shard_0", "shard_1"]))
+
+    class ByCode(IsolatedModel):
+        target = CrossDBForeignKey(
+            Target, models.CASCADE, to_field="code", related_name="+"
+        )
+        objects = MultiDBManager("default")
+
+    class ByPk(IsolatedModel):
+        target = CrossDBForeignKey(Target, models.CASCADE, related_name="+")
+        objects = MultiDBManager("default")
+
+    (message,) = ByCode.check()
+    assert (message.id, message.msg) == (
+        "crossfk.E013",
+        "ByCode.target refers to testapp.Target by code, but "
+        "Hash(['shard_0', 'shard_1']) places testapp.Target rows by primary "
+        "key: it would be asked where code values live.",
+    )
+    assert ByPk.check() == []
+
+
+@isolate_apps("tests.testapp")
+def test_check_accepts_a_to_field_any_alias_or_a_placing_directory_is_asked_for():
+    class Placing(IsolatedModel):
+        key = models.CharField(max_length=10)
+        alias = models.CharField(max_length=10)
+        objects = MultiDBManager("default")
+
+    class Scattered(IsolatedModel):
+        code = models.CharField(max_length=10, unique=True)
+        objects = MultiDBManager(Scatter(["shard_0", "shard_1"]))
+
+    class Listed(IsolatedModel):
+        code = models.CharField(max_length=10, unique=True)
+        objects = MultiDBManager(
+            Directory(Placing, ["shard_0", "shard_1"], place_new=lambda row: "shard_0")
+        )
+
+    class Referencing(IsolatedModel):
+        scattered = CrossDBForeignKey(
+            Scattered, models.CASCADE, to_field="code", related_name="+"
+        )
+        listed = CrossDBForeignKey(
+            Listed, models.CASCADE, to_field="code", related_name="+"
+        )
+        objects = MultiDBManager("default")
+
+    assert Referencing.check() == []
+
+
 def test_the_test_apps_pass_the_placement_checks():
     ids = {message.id for message in run_checks()}
-    assert not ids & {"crossfk.E011", "crossfk.E012"}
+    assert not ids & {"crossfk.E011", "crossfk.E012", "crossfk.E013"}
 
 
 def database_cascade():

@@ -8,14 +8,14 @@ from contextlib import suppress
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.test import override_settings
 
-from crossfk import fan_out, partition
-from crossfk.parallel import max_parallel, run_per_alias, runs_serially
+from crossfk import atomic, fan_out, partition
+from crossfk.parallel import max_parallel, meanwhile, run_per_alias, runs_serially
 from crossfk.testing import assert_queries_per_db
 from tests.factories import CustomerFactory, OrderFactory
-from tests.tenants.models import TENANTS, Order
+from tests.tenants.models import TENANTS, Customer, Note, Order
 
 pytestmark = pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
 
@@ -161,3 +161,169 @@ def test_a_forked_child_starts_a_pool_of_its_own():
     _, status = os.waitpid(child, 0)
     assert os.read(reader, 16) == b"2"
     assert status == 0
+
+
+# Lent connections: crossfk's own steps in one database each ---------------------
+
+
+def test_lent_calls_run_at_once_on_the_callers_connections_in_its_transaction():
+    customer = CustomerFactory()
+    callers = {alias: connections[alias] for alias in TENANTS}
+    together = threading.Barrier(len(TENANTS), timeout=10)
+
+    def call(alias):
+        together.wait()
+        count = Order.objects.using(alias).count()
+        return threading.get_ident(), connections[alias] is callers[alias], count
+
+    with transaction.atomic(using="tenant_2"):
+        Order.objects.using("tenant_2").create(customer=customer)
+        seen = run_per_alias(call, TENANTS, lend=True)
+    assert threading.get_ident() not in {thread for thread, _, _ in seen.values()}
+    assert all(lent for _, lent, _ in seen.values())
+    assert {alias: count for alias, (_, _, count) in seen.items()} == {
+        alias: int(alias == "tenant_2") for alias in TENANTS
+    }
+    assert Order.objects.using("tenant_2").count() == 1  # committed by the caller
+
+
+@override_settings(CROSSFK_MAX_PARALLEL=2)
+def test_after_a_lent_call_a_worker_uses_its_own_connection_again():
+    aliases = TENANTS[:2]
+    callers = {alias: connections[alias] for alias in aliases}
+    both = threading.Barrier(2, timeout=10)  # each round uses both threads
+
+    def lent(alias):
+        both.wait()
+        connections[alias].ensure_connection()
+
+    def any_callers(alias):
+        both.wait()
+        return any(connections[other] is callers[other] for other in aliases)
+
+    run_per_alias(lent, aliases, lend=True)
+    assert run_per_alias(any_callers, aliases) == dict.fromkeys(aliases, False)
+
+
+def test_meanwhile_the_caller_runs_its_task_while_the_workers_run():
+    task_ran = threading.Event()
+    ran_in = []
+
+    def task():
+        ran_in.append(threading.get_ident())
+        task_ran.set()
+
+    # Every call waits for the task: it must run while they do.
+    with meanwhile(task):
+        done = run_per_alias(lambda alias: task_ran.wait(10), TENANTS)
+    assert done == dict.fromkeys(TENANTS, True)
+    assert ran_in == [threading.get_ident()]
+
+
+def test_an_error_of_the_meanwhile_task_is_raised_once_every_call_ended():
+    ended = []
+
+    def task():
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError, match="refused"), meanwhile(task):
+        run_per_alias(lambda alias: ended.append(alias), TENANTS)
+    assert sorted(ended) == sorted(TENANTS)
+
+
+# A delete over the tenants, written and committed at once -------------------------
+
+
+def statement_threads(aliases):
+    """Record, per alias, the thread each DELETE ran in: {alias: {thread}}."""
+    threads = {alias: set() for alias in aliases}
+
+    def wrapper_for(alias):
+        def record(execute, sql, params, many, context):
+            if sql.startswith("DELETE"):
+                threads[alias].add(threading.get_ident())
+            return execute(sql, params, many, context)
+
+        return record
+
+    return threads, [
+        connections[alias].execute_wrapper(wrapper_for(alias)) for alias in aliases
+    ]
+
+
+def notes_in_every_tenant():
+    customer, other = CustomerFactory.create_batch(2)
+    for alias in TENANTS:
+        Note.objects.using(alias).create(customer=customer)
+        Note.objects.using(alias).create(customer=other)
+    return customer, other
+
+
+@pytest.mark.parametrize("max_parallel", [8, 1])
+def test_a_cascade_deletes_in_every_tenant_at_once(max_parallel):
+    customer, other = notes_in_every_tenant()
+    threads, wrappers = statement_threads(TENANTS)
+    with override_settings(CROSSFK_MAX_PARALLEL=max_parallel):
+        for wrapper in wrappers:
+            wrapper.__enter__()
+        try:
+            deleted = customer.delete()
+        finally:
+            for wrapper in wrappers:
+                wrapper.__exit__(None, None, None)
+    assert deleted == (9, {"tenants.Customer": 1, "tenants.Note": 8})
+    every_thread = set().union(*threads.values())
+    if max_parallel == 1:
+        assert every_thread == {threading.get_ident()}
+    else:
+        assert threading.get_ident() not in every_thread
+        assert len(every_thread) > 1
+    assert {
+        alias: list(Note.objects.using(alias).values_list("customer", flat=True))
+        for alias in TENANTS
+    } == {alias: [other.pk] for alias in TENANTS}
+    assert list(Customer.objects.all()) == [other]
+
+
+def refuse_deletes(alias):
+    """A trigger that makes every DELETE of a note in ``alias`` fail."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON tenants_note "
+                "BEGIN SELECT RAISE(ABORT, 'notes are kept'); END"
+            )
+            return "DROP TRIGGER refuse"
+        cursor.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'notes are kept'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON tenants_note "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        return "DROP TRIGGER refuse ON tenants_note; DROP FUNCTION refuse()"
+
+
+@pytest.mark.parametrize("outer", [False, True])
+def test_a_delete_failing_in_one_tenant_writes_nothing_in_any(outer):
+    customer, other = notes_in_every_tenant()
+    undo = refuse_deletes("tenant_5")
+    try:
+        with pytest.raises(DatabaseError, match="notes are kept") as raised:
+            if outer:  # the delete's block is inside the caller's
+                with atomic("default", *TENANTS):
+                    customer.delete()
+            else:
+                customer.delete()
+    finally:
+        with connections["tenant_5"].cursor() as cursor:
+            cursor.execute(undo)
+    assert "(in database 'tenant_5', asked with" in raised.value.__notes__[0]
+    assert sorted(Customer.objects.values_list("pk", flat=True)) == sorted(
+        [customer.pk, other.pk]
+    )
+    assert {alias: Note.objects.using(alias).count() for alias in TENANTS} == (
+        dict.fromkeys(TENANTS, 2)
+    )

@@ -10,7 +10,7 @@ from django.db import connections, router
 from django.db.models import F
 from django.test import override_settings
 
-from crossfk.placement import partition_for_model
+from crossfk.placement import partition_for_model, working_aliases
 from crossfk.routers import PartitionRouter
 from crossfk.testing import assert_queries_per_db
 from tests.factories import LinkFactory, PostFactory, TagFactory
@@ -78,6 +78,14 @@ def test_partition_comes_from_manager_then_model_label_then_app():
         assert partition_for_model(Post) == "default"  # manager wins
     with override_settings(CROSSFK_PARTITIONS={}):
         assert partition_for_model(Tag) == "default"
+    assert partition_for_model(Tag) == "secondary"  # kept, and changed back
+
+
+def test_the_pinned_databases_follow_the_settings():
+    assert "shard_2" not in working_aliases()
+    with override_settings(CROSSFK_PARTITIONS={"testapp.Tag": "shard_2"}):
+        assert "shard_2" in working_aliases()
+    assert "shard_2" not in working_aliases()
 
 
 def test_model_without_manager_follows_settings_for_writes():

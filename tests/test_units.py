@@ -81,6 +81,37 @@ def test_a_delete_commits_the_references_first(monkeypatch):
     assert block.commit_order() == ["events", "users"]
 
 
+def test_databases_without_references_between_them_commit_in_one_step(monkeypatch):
+    references(
+        monkeypatch,
+        ("users", "tenant_a"),
+        ("users", "tenant_b"),
+        ("users", "tenant_c"),
+        ("tenant_b", "tenant_c"),
+    )
+    block = transaction.CrossAtomic((), True, False, False)
+    block.written, block.locked = set(), set()
+    order = ["tenant_a", "tenant_b", "tenant_c", "users"]
+    assert block.commit_steps(order) == [
+        ["tenant_a", "tenant_b"],
+        ["tenant_c"],
+        ["users"],
+    ]
+    references(monkeypatch, ("users", "tenant_a"), ("users", "tenant_b"))
+    assert block.commit_steps(order) == [
+        ["tenant_a", "tenant_b", "tenant_c"],
+        ["users"],
+    ]
+
+
+def test_databases_keeping_their_locks_commit_in_a_step_of_their_own(monkeypatch):
+    references(monkeypatch)
+    block = transaction.CrossAtomic((), True, False, False)
+    block.written, block.locked = {"events", "audit"}, {"users", "plans", "audit"}
+    order = ["events", "audit", "users", "plans"]
+    assert block.commit_steps(order) == [["events", "audit"], ["users", "plans"]]
+
+
 # Path walking -------------------------------------------------------------------
 
 

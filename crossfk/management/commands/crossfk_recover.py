@@ -1,12 +1,12 @@
 """``crossfk_recover``: finish what a crash left of a two-phase commit.
 
-``crossfk.atomic(two_phase=True)`` prepares its databases in a fixed order,
-and only once all are prepared commits them, in that same order. So the
-prepared transactions a crash leaves behind say what was decided: if the
-first database is no longer prepared, the commit had begun and the rest must
-commit; if every database is still prepared, the commit was decided and
-commits now; otherwise preparing never finished and the prepared ones roll
-back.
+``crossfk.atomic(two_phase=True)`` numbers its databases in commit order,
+prepares the first, then the others at once, and only once all are
+prepared commits the first, then the others. So the prepared transactions a
+crash leaves behind say what was decided: if the first database is no longer
+prepared, the commit had begun and the rest must commit; if every database
+is still prepared, the commit was decided and commits now; otherwise
+preparing never finished and the prepared ones roll back.
 """
 
 from collections import defaultdict
