@@ -26,7 +26,7 @@ from crossfk.deletion import CrossOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor, CrossDBReverseDescriptor
 from crossfk.exceptions import CrossDBIntegrityError, PartitionError
 from crossfk.forms import ResolvedModelChoiceField
-from crossfk.idsets import ColumnValues, IdSet, IdSetIn
+from crossfk.idsets import BesideTheQuery, ColumnValues, IdSet, IdSetIn
 from crossfk.locking import found_and_locked
 from crossfk.parallel import run_per_alias
 from crossfk.placement import model_aliases, names, placement_for_model
@@ -270,11 +270,15 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
 
     def target_values(self, query: Query) -> Iterable[Any]:
         """The one column ``query`` (of the target) selects, read each time
-        it is iterated: in the target's alias, or in every alias of the
-        resolver that places it by id, one query each, at once."""
+        it is iterated: in the target's alias, in every alias of the
+        resolver that places it by id (one query each, at once), or, for a
+        target beside each referencing row, in the database of the query
+        that holds them."""
         resolver = self.target_resolver
-        if resolver is None or resolver.is_local:
+        if resolver is None:
             return ColumnValues(query, self.target_alias)
+        if resolver.is_local:
+            return BesideTheQuery(lambda alias: ColumnValues(query.clone(), alias))
         return ColumnValuesEverywhere(query, resolver.aliases)
 
     def refuse_duplicates(self, rows: list[models.Model]) -> None:

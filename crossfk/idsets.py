@@ -49,6 +49,19 @@ class ColumnValues:
         return f"<{type(self).__name__} {self.using}: {self.query}>"
 
 
+class BesideTheQuery:
+    """Values read in the database of the query that holds them, each time
+    it is compiled: the other end of a relation whose rows sit beside the
+    rows they relate to (``SameAsSource``), ids repeating from one database
+    to the next."""
+
+    def __init__(self, read: Callable[[str], Iterable[Any]]) -> None:
+        self.read = read
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(f"{self!r} is read in a database: through an IdSet.")
+
+
 @dataclass
 class ReadOnce:
     """What the id sets of one fan-out have read, shared by its workers."""
@@ -119,10 +132,14 @@ class IdSet(Expression):
         # from instances, or prepared by the lookup. Preparing them again
         # would cost more than the query at a few hundred ids.
         low, high = self.column_range(connection)
-        # A source read in other databases at once: the query's own
-        # connection opens meanwhile.
-        with meanwhile(connection.ensure_connection):
-            read = read_once(self, lambda: list(OrderedSet(source)))
+        if isinstance(source, BesideTheQuery):
+            # Each database its own values, even inside a fan-out.
+            read = list(OrderedSet(source.read(connection.alias)))
+        else:
+            # A source read in other databases at once: the query's own
+            # connection opens meanwhile.
+            with meanwhile(connection.ensure_connection):
+                read = read_once(self, lambda: list(OrderedSet(source)))
         values = [
             field.get_db_prep_value(value, connection, prepared=True)
             for value in read

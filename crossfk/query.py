@@ -31,7 +31,7 @@ from crossfk.descriptors import (
 )
 from crossfk.fanout import WhereItLives
 from crossfk.fields import CrossDBForeignKey, mark_targets_verified
-from crossfk.idsets import IdSet, OwnColumnIn
+from crossfk.idsets import BesideTheQuery, IdSet, OwnColumnIn
 from crossfk.paths import CrossStep, cross_field_of, cross_step, reads_own_column
 from crossfk.placement import sole_alias
 from crossfk.values import (
@@ -182,8 +182,13 @@ class CrossLookup:
         """The targets' ids that the rows of ``referencing_rows`` hold."""
         field = self.field
         ids = referencing_rows.values_list(field.attname, flat=True)
-        # A model in several databases: the partition's, else all of them.
-        source = ids if len(field.referencing_aliases) == 1 else WhereItLives(ids)
+        source: Iterable[Any]
+        if field.target_is_local:  # Beside each target, in its database.
+            source = BesideTheQuery(ids.using)
+        elif len(field.referencing_aliases) == 1:
+            source = ids
+        else:  # A model in several databases: the partition's, else all.
+            source = WhereItLives(ids)
         return IdSet(source, field.target_field)
 
 

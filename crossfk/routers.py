@@ -36,7 +36,8 @@ class PartitionRouter:
     ) -> bool:
         # A real ForeignKey across partitions would join across servers; keep
         # Django's refusal. CrossDBForeignKey does not ask the router.
-        return instance_alias(obj1) == instance_alias(obj2)
+        alias_of = partition_for_model  # where each row was read, or goes
+        return alias_of(type(obj1), obj1) == alias_of(type(obj2), obj2)
 
     def allow_migrate(
         self, db: str, app_label: str, model_name: str | None = None, **hints: Any
@@ -54,11 +55,3 @@ class PartitionRouter:
         except LookupError:
             return db in aliases_of(placement_for_label(app_label, model_name))
         return db in model_aliases(model)
-
-
-def instance_alias(instance: models.Model) -> str:
-    """The alias an instance lives in: where it was read, else its model's."""
-    model = type(instance)
-    if len(model_aliases(model)) > 1 and instance._state.db is not None:
-        return instance._state.db
-    return partition_for_model(model, instance)

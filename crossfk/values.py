@@ -42,16 +42,18 @@ class Across:
     queryset_class: Any  # CrossQuerySet: the other side may cross again
     names: dict[str, str] = field(default_factory=dict)  # output -> name across
 
-    def other_side(self) -> tuple[Any, str | None, str]:
+    def other_side(self, own_alias: str | None = None) -> tuple[Any, str | None, str]:
         """The model, alias and compared column of the relation's other end:
-        no alias for a model in several databases (a tenant's, or one a
-        resolver places), read where the partition in effect says, else in
-        all of them."""
+        ``own_alias``, that of the rows read, when the target sits beside
+        each row that refers to it (``SameAsSource``); else no alias for a
+        model in several databases (a tenant's, or one a resolver places by
+        id), read where the partition in effect says, else in all of them."""
         related = self.step.field
+        beside = own_alias if related.target_is_local else None
         if self.step.is_reverse:
-            alias = sole_alias(related.referencing_aliases)
+            alias = beside or sole_alias(related.referencing_aliases)
             return related.model, alias, related.attname
-        alias = sole_alias(related.target_aliases)
+        alias = beside or sole_alias(related.target_aliases)
         return related.remote_field.model, alias, related.target_field.attname
 
     def check_names(self) -> None:
@@ -60,13 +62,15 @@ class Across:
         model, alias, _ = self.other_side()
         self.queryset_class(model, using=alias).values(*self.names.values())
 
-    def values_by_key(self, keys: set[Any]) -> dict[Any, list[tuple[Any, ...]]]:
+    def values_by_key(
+        self, keys: set[Any], own_alias: str | None
+    ) -> dict[Any, list[tuple[Any, ...]]]:
         """{key: [the related row's values, in the order of ``names``]},
-        one query for ``keys``."""
+        one query for ``keys`` of rows read in ``own_alias``."""
         keys = keys - {None}
         if not keys:
             return {}
-        model, alias, compared = self.other_side()
+        model, alias, compared = self.other_side(own_alias)
         names_across = list(dict.fromkeys(self.names.values()))
         rows = (
             self.queryset_class(model, using=alias)
@@ -159,7 +163,7 @@ class CrossValuesIterable(Iterable):
             relations = [
                 (
                     key,
-                    relation.values_by_key({row[key] for row in chunk}),
+                    relation.values_by_key({row[key] for row in chunk}, own.db),
                     [(None,) * len(relation.names)],
                 )
                 for relation, key in zip(spec.across, keys, strict=True)

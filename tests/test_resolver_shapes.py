@@ -226,6 +226,57 @@ def test_a_filter_across_reads_the_folders_of_the_partition_in_effect(twins):
         )
 
 
+def test_a_filter_across_reads_the_folders_of_the_shard_it_runs_in(twins):
+    _, sheets = twins
+    with assert_queries_per_db(queries(shard_1=2)):
+        found = list(Sheet.objects.using("shard_1").filter(folder__name__endswith="1"))
+    assert found == sheets["shard_1"]
+    # Where no folder matches, the sheets are not asked for.
+    with assert_queries_per_db(queries(shard_0=1, shard_1=2, shard_2=1, shard_3=1)):
+        found = list(fan_out(Sheet.objects.filter(folder__name__endswith="1")))
+    assert [(sheet._state.db, sheet.pk) for sheet in found] == [
+        ("shard_1", sheet.pk) for sheet in sheets["shard_1"]
+    ]
+
+
+def test_a_reverse_filter_matches_each_shards_folders_by_that_shards_sheets(twins):
+    folders, _ = twins
+    second_id = folders["shard_0"].pk + 1  # free in both shards
+    Folder.objects.using("shard_0").create(id=second_id, name="Bare")
+    second = Folder.objects.using("shard_1").create(id=second_id, name="Second")
+    Sheet.objects.using("shard_1").create(folder=second, title="Only one")
+    found = fan_out(Folder.objects.filter(sheets__title="Only one"))
+    assert [(folder._state.db, folder.name) for folder in found] == [
+        ("shard_1", "Second")
+    ]
+    with partition("shard_0"):
+        assert not Folder.objects.filter(sheets__title="Only one").exists()
+
+
+def test_values_across_read_each_sheets_folder_in_its_own_shard(twins):
+    _, sheets = twins
+    with assert_queries_per_db(queries(shard_1=2)):
+        rows = list(Sheet.objects.using("shard_1").values_list("title", "folder__name"))
+    assert rows == [(sheet.title, "Folder of shard_1") for sheet in sheets["shard_1"]]
+    # The shards without sheets are not asked for folders.
+    with assert_queries_per_db(queries(shard_0=2, shard_1=2, shard_2=1, shard_3=1)):
+        rows = list(fan_out(Sheet.objects.values("title", "folder__name")))
+    assert rows == [
+        {"title": sheet.title, "folder__name": f"Folder of {alias}"}
+        for alias in ("shard_0", "shard_1")
+        for sheet in sheets[alias]
+    ]
+
+
+def test_values_across_from_folders_read_the_sheets_of_their_own_shard(twins):
+    _, sheets = twins
+    with partition("shard_0"):
+        rows = list(Folder.objects.values_list("name", "sheets__title"))
+    assert sorted(rows) == sorted(
+        ("Folder of shard_0", sheet.title) for sheet in sheets["shard_0"]
+    )
+
+
 def test_deleting_a_folder_cascades_to_the_sheets_of_its_shard_only(twins):
     _, sheets = twins
     deleted = Folder.objects.using("shard_0").get().delete()
