@@ -144,6 +144,16 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         resolver places each row instead: ``target_ids_by_alias()``)."""
         return self.using or router.db_for_read(self.remote_field.model)
 
+    def target_alias_of_rows_in(self, alias: str) -> str | None:
+        """The one alias the targets of this field's rows in ``alias`` live
+        in: ``alias`` itself for a target beside each row (``SameAsSource``),
+        None for one a resolver places by key (a natural key then needs a
+        partition), else ``target_alias``."""
+        resolver = self.target_resolver
+        if resolver is None:
+            return self.target_alias
+        return alias if resolver.is_local else None
+
     @property
     def referencing_alias(self) -> str:
         """The alias this field's own rows are written to."""

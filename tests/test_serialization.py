@@ -13,8 +13,16 @@ import pytest
 from django.core.management import call_command
 from django.core.serializers.base import DeserializationError
 
+from crossfk import partition
 from crossfk.testing import assert_queries_per_db
-from tests.factories import LinkFactory, PostFactory, TagFactory
+from tests.factories import (
+    EventFactory,
+    LinkFactory,
+    PostFactory,
+    SheetFactory,
+    TagFactory,
+)
+from tests.shards.models import Event, Sheet
 from tests.testapp.models import Author, Link, Post, Tag
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
@@ -157,3 +165,36 @@ def test_natural_foreign_keys_load_in_every_format(tmp_path, dump_format):
     call_command("loaddata", str(fixture), database="secondary", verbosity=0)
 
     assert rows(Link.objects.all(), "pk", "post_id") == [(link.pk, reloaded.pk)]
+
+
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize("dump_format", ["json", "xml"])
+def test_rows_referring_to_sharded_targets_round_trip(tmp_path, dump_format):
+    # Events in "default" refer to accounts a hash places; sheets in a shard
+    # to folders beside them, in the same shard.
+    EventFactory.create_batch(2)
+    with partition("shard_1"):
+        SheetFactory.create_batch(2)
+    saved = {
+        "default": rows(Event.objects.all(), "pk", "account_id", "kind"),
+        "shard_1": rows(Sheet.objects.using("shard_1"), "pk", "folder_id", "title"),
+    }
+    for alias, label in [("default", "shards.event"), ("shard_1", "shards.sheet")]:
+        output = io.StringIO()
+        call_command(
+            "dumpdata", label, database=alias, format=dump_format, stdout=output
+        )
+        fixture = tmp_path / f"{alias}.{dump_format}"
+        fixture.write_text(output.getvalue())
+    Event.objects.all().delete()
+    Sheet.objects.using("shard_1").all().delete()
+
+    for alias in saved:
+        fixture = tmp_path / f"{alias}.{dump_format}"
+        call_command("loaddata", str(fixture), database=alias, verbosity=0)
+
+    assert rows(Event.objects.all(), "pk", "account_id", "kind") == saved["default"]
+    assert (
+        rows(Sheet.objects.using("shard_1"), "pk", "folder_id", "title")
+        == saved["shard_1"]
+    )

@@ -22,7 +22,10 @@ class CrossDeserializerMixin:
             # No forward reference: the target is loaded into another
             # database, by another loaddata; a missing one is an error now.
             return base.deserialize_fk_value(
-                field, field_value, field.target_alias, handle_forward_references=False
+                field,
+                field_value,
+                field.target_alias_of_rows_in(self.using),  # type: ignore[attr-defined]
+                handle_forward_references=False,
             )
         return super()._handle_fk_field_node(field, field_value)  # type: ignore[misc]
 

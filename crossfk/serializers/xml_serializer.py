@@ -22,7 +22,9 @@ class Deserializer(xml_serializer.Deserializer):
         # forward reference: the target is loaded into another database, by
         # another loaddata; a missing one is an error now.
         loading = self.db, self.handle_forward_references
-        self.db, self.handle_forward_references = field.target_alias, False
+        # None (a target placed by key): the router asks, for a natural key only.
+        self.db = field.target_alias_of_rows_in(self.db)  # type: ignore[assignment]
+        self.handle_forward_references = False
         try:
             return super()._handle_fk_field_node(node, field)  # type: ignore[misc]
         finally:
