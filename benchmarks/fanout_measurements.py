@@ -170,11 +170,12 @@ def queries_of_delete(aliases: list[str]) -> dict[str, int]:
 
 def queries_of_check(aliases: list[str]) -> dict[str, int]:
     """In each alias, its pages of orders, until a short one (an empty one
-    after a full one); in default, the users of each page."""
+    after a full one); in default, the users of each round of pages, one
+    page of each alias at once."""
     all_users = list(range(1, USERS + 1))
     rows = rows_by_alias(all_users, aliases, True)
     pages = {alias: math.ceil(len(rows[alias]) / CHECK_BATCH_SIZE) for alias in rows}
-    return {"default": sum(pages.values())} | {
+    return {"default": max(pages.values(), default=0)} | {
         alias: len(rows.get(alias, ())) // CHECK_BATCH_SIZE + 1 for alias in aliases
     }
 

@@ -39,7 +39,7 @@ from django.db.models.deletion import Collector
 
 from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import lock_for_update
-from crossfk.parallel import run_per_alias
+from crossfk.parallel import release_connections, run_per_alias
 from crossfk.placement import names
 from crossfk.relations import CrossRelation
 from crossfk.transaction import (
@@ -293,10 +293,13 @@ class CrossDeletion:
         return [self.root.using, *self.with_writes(a for a in aliases[1:])]
 
     def with_writes(self, aliases: Iterable[str]) -> list[str]:
-        """Those of ``aliases`` whose collector has rows to write, all asked at once."""
+        """Those of ``aliases`` whose collector has rows to write, all asked
+        at once; the connections to the others are released, as the end of
+        a request would (``CONN_MAX_AGE``): 64 tenants asked are not 64 kept."""
         asked = run_per_alias(
             lambda alias: has_writes(self.collectors[alias]), aliases, lend=True
         )
+        release_connections(alias for alias, writes in asked.items() if not writes)
         return [alias for alias, writes in asked.items() if writes]
 
     def reaches_partitions(self) -> bool:

@@ -169,10 +169,6 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
         """Every alias this field's own rows live in (a tenant's each)."""
         return model_aliases(self.model)
 
-    def target_queryset(self) -> models.QuerySet[Any]:
-        """All target rows, in the target's database, unfiltered by its managers."""
-        return self.remote_field.model._base_manager.using(self.target_alias)
-
     def describe(self) -> str:
         return f"{self.model._meta.object_name}.{self.name}"
 

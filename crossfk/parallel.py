@@ -126,6 +126,16 @@ def run_per_alias(
     return {alias: future.result() for alias, future in futures.items()}
 
 
+def release_connections(aliases: Iterable[str]) -> None:
+    """Release the caller's connections to ``aliases`` as Django does at the
+    end of a request (closed unless ``CONN_MAX_AGE`` keeps them), those in
+    no transaction."""
+    for alias in aliases:
+        connection = connections[alias]
+        if connection.connection is not None and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
+
 @contextmanager
 def meanwhile(task: Callable[[], object]) -> Iterator[None]:
     """Have the caller's thread run ``task`` while the workers of a fan-out

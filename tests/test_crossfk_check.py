@@ -171,6 +171,23 @@ def test_a_model_in_several_databases_is_scanned_in_each():
 
 
 @pytest.mark.django_db(databases=["default", *TENANTS])
+def test_the_databases_pages_are_checked_together_one_target_query_a_round():
+    gone, kept = CustomerFactory.create_batch(2)
+    # tenant_1: 5 orders, pages of 2 (2, 2, 1); tenant_4: 2 (2, then empty).
+    for alias, count in [("tenant_1", 5), ("tenant_4", 2)]:
+        with partition(alias):
+            OrderFactory.create_batch(count - 1, customer=kept)
+            OrderFactory(customer=gone)
+    Customer.objects.filter(pk=gone.pk)._raw_delete("default")
+    others = dict.fromkeys(set(TENANTS) - {"tenant_1", "tenant_4"}, 1)
+    with (
+        assert_queries_per_db({"default": 3, "tenant_1": 3, "tenant_4": 2, **others}),
+        pytest.raises(CommandError, match="2 dangling"),
+    ):
+        crossfk_check("tenants.Order", batch_size=2)
+
+
+@pytest.mark.django_db(databases=["default", *TENANTS])
 def test_database_narrows_the_scan_to_those_databases():
     output = crossfk_check("tenants.Order.customer", database=["tenant_1", "tenant_6"])
     order = "tenants.Order.customer in 'tenant_{}' -> tenants.Customer (default)"

@@ -7,7 +7,8 @@ import pytest
 from django.db import connections
 
 from crossfk.parallel import close_worker_connections, run_per_alias
-from tests.tenants.models import TENANTS
+from tests.factories import CustomerFactory
+from tests.tenants.models import TENANTS, Note
 
 pytestmark = pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
 
@@ -48,3 +49,17 @@ def test_kept_connections_are_closed_when_the_pool_stops():
     finally:
         for alias in TENANTS:
             connections.settings[alias]["CONN_MAX_AGE"] = 0
+
+
+def test_a_delete_keeps_connections_only_to_the_tenants_it_wrote_in():
+    customer, other = CustomerFactory.create_batch(2)
+    Note.objects.using("tenant_3").create(customer=customer)
+    Note.objects.using("tenant_5").create(customer=other)
+    connections.close_all()
+    deleted = customer.delete()
+    assert deleted == (2, {"tenants.Customer": 1, "tenants.Note": 1})
+    # Every tenant was asked whether it holds notes of the customer; only
+    # the one that did is still connected, until the request ends.
+    open_now = [alias for alias in TENANTS if connections[alias].connection]
+    assert open_now == ["tenant_3"]
+    assert sum(backends_on(alias) for alias in TENANTS) == 0

@@ -3,8 +3,11 @@ mailboxes by a directory in "default" (``Directory``), documents in any
 shard (``Scatter``), folders in the shard of their sheets (``SameAsSource``,
 ids repeating from one shard to the next)."""
 
+from io import StringIO
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.db.models import prefetch_related_objects
 
 from crossfk import CrossDBIntegrityError, PartitionError, fan_out, partition
@@ -275,6 +278,22 @@ def test_values_across_from_folders_read_the_sheets_of_their_own_shard(twins):
     assert sorted(rows) == sorted(
         ("Folder of shard_0", sheet.title) for sheet in sheets["shard_0"]
     )
+
+
+def test_crossfk_check_looks_for_each_sheets_folder_in_its_own_shard(twins):
+    folders, _ = twins
+    Folder.objects.using("shard_1").filter(pk=folders["shard_1"].pk)._raw_delete(
+        "shard_1"
+    )
+    stdout = StringIO()
+    with pytest.raises(CommandError, match="2 dangling"):
+        call_command("crossfk_check", "shards.Sheet", stdout=stdout)
+    sheet = "shards.Sheet.folder in '{}' -> shards.Folder ({})"
+    every_shard = ", ".join(SHARDS)
+    assert stdout.getvalue().splitlines() == [
+        sheet.format(alias, every_shard) + f": {int(alias == 'shard_1') * 2} dangling"
+        for alias in SHARDS
+    ]
 
 
 def test_deleting_a_folder_cascades_to_the_sheets_of_its_shard_only(twins):

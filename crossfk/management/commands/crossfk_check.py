@@ -11,6 +11,8 @@ at the same time (``crossfk.parallel``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -123,24 +125,66 @@ class Command(BaseCommand):
         batch_size: int,
         verbosity: int,
     ) -> int:
-        """Scan ``field`` in each database it lives in (of ``databases``), at
-        once; report each; return how many dangling references were found."""
+        """Scan ``field`` in each database it lives in (of ``databases``);
+        report each; return how many dangling references were found.
+
+        Round by round: every database's next page at once, then one check
+        of their targets together (one per database for a target beside
+        each row); a database leaves after a short page.
+        """
         aliases = [
             alias
             for alias in field.referencing_aliases
             if databases is None or alias in databases
         ]
+        scans = {
+            alias: Scan(field.model._base_manager.using(alias)) for alias in aliases
+        }
         # One alias shows its progress; several are scanned at once.
         progress = len(aliases) == 1 and self.stderr.isatty()
-        scans = run_per_alias(
-            lambda alias: self.scan(field, alias, fix, batch_size, progress), aliases
-        )
-        for alias, (dangling, broken) in scans.items():
+        total = scans[aliases[0]].rows.count() if progress else None
+        pending = aliases
+        while pending:
+            pages = run_per_alias(
+                lambda alias: scans[alias].next_page(field, batch_size), pending
+            )
+            missing = self.missing_by_alias(field, pages)
+            for alias, page in pages.items():
+                broken = scans[alias].note_missing(field, page, missing[alias])
+                if fix and broken:
+                    self.fix(scans[alias].rows, field, fix, broken)
+            if progress:
+                scanned = scans[aliases[0]].scanned
+                self.stderr.write(
+                    f"\r{field.describe()}: {scanned}/{total} rows", ending=""
+                )
+            # A short page is the last: no query to find the next one empty.
+            pending = [
+                alias for alias, page in pages.items() if len(page) == batch_size
+            ]
+        if progress:
+            self.stderr.write("")
+        for alias, scan in scans.items():
             if verbosity >= 2:
-                for line in broken:
+                for line in scan.lines:
                     self.stdout.write(line)
-            self.stdout.write(self.summary(field, alias, dangling, fix))
-        return sum(dangling for dangling, _ in scans.values())
+            self.stdout.write(self.summary(field, alias, scan.dangling, fix))
+        return sum(scan.dangling for scan in scans.values())
+
+    def missing_by_alias(
+        self, field: CrossRelation, pages: dict[str, list[tuple[Any, Any]]]
+    ) -> dict[str, set[Any]]:
+        """``{alias: the targets its page refers to that are missing}``."""
+        if field.target_is_local:  # The same id is another row elsewhere.
+            return run_per_alias(
+                lambda alias: set(
+                    field.missing_target_ids([t for _, t in pages[alias]], alias)
+                ),
+                pages,
+            )
+        every_target = [target for page in pages.values() for _, target in page]
+        missing = set(field.missing_target_ids(every_target)) if every_target else set()
+        return dict.fromkeys(pages, missing)
 
     def summary(
         self, field: CrossRelation, alias: str, dangling: int, fix: str | None
@@ -158,49 +202,6 @@ class Command(BaseCommand):
             f"{dangling} dangling{outcome}"
         )
 
-    def scan(
-        self,
-        field: CrossRelation,
-        alias: str,
-        fix: str | None,
-        batch_size: int,
-        show_progress: bool,
-    ) -> tuple[int, list[str]]:
-        """Count (and fix) one field's dangling references in ``alias``, page
-        by page; and a line for each."""
-        rows = field.model._base_manager.using(alias)
-        total = rows.count() if show_progress else None
-        pk_name = field.model._meta.pk.attname
-        last_pk, scanned, dangling, lines = None, 0, 0, []
-        while True:
-            page = rows.order_by(pk_name)
-            if last_pk is not None:
-                page = page.filter(pk__gt=last_pk)
-            rows_read = list(page.values_list(pk_name, field.attname)[:batch_size])
-            if not rows_read:
-                break
-            last_pk, scanned = rows_read[-1][0], scanned + len(rows_read)
-            targets = [target for _, target in rows_read]
-            missing = set(field.missing_target_ids(targets, alias))
-            broken = [(pk, target) for pk, target in rows_read if target in missing]
-            dangling += len(broken)
-            lines += [
-                f"  {field.model._meta.label} {pk!r}: "
-                f"{field.attname}={target!r} is missing"
-                for pk, target in broken
-            ]
-            if fix and broken:
-                self.fix(rows, field, fix, [pk for pk, _ in broken])
-            if show_progress:
-                self.stderr.write(
-                    f"\r{field.describe()}: {scanned}/{total} rows", ending=""
-                )
-            if len(rows_read) < batch_size:
-                break  # the last page: no query to find the next one empty
-        if show_progress:
-            self.stderr.write("")
-        return dangling, lines
-
     def fix(
         self, rows: QuerySet[Any], field: CrossRelation, fix: str, pks: list[Any]
     ) -> None:
@@ -209,3 +210,37 @@ class Command(BaseCommand):
             broken_rows.delete()
         else:
             broken_rows.update(**{field.attname: None})
+
+
+@dataclass
+class Scan:
+    """One field's scan of one database, page by page in primary key order."""
+
+    rows: QuerySet[Any]
+    last_pk: Any = None
+    scanned: int = 0
+    dangling: int = 0
+    lines: list[str] = dataclass_field(default_factory=list)
+
+    def next_page(self, field: CrossRelation, batch_size: int) -> list[tuple[Any, Any]]:
+        """(pk, reference) of the next ``batch_size`` rows that hold one."""
+        pk_name = field.model._meta.pk.attname
+        page = self.rows.order_by(pk_name)
+        if self.last_pk is not None:
+            page = page.filter(pk__gt=self.last_pk)
+        rows = list(page.values_list(pk_name, field.attname)[:batch_size])
+        if rows:
+            self.last_pk, self.scanned = rows[-1][0], self.scanned + len(rows)
+        return rows
+
+    def note_missing(
+        self, field: CrossRelation, page: list[tuple[Any, Any]], missing: set[Any]
+    ) -> list[Any]:
+        """Count the rows of ``page`` whose target is ``missing``; their pks."""
+        broken = [(pk, target) for pk, target in page if target in missing]
+        self.dangling += len(broken)
+        self.lines += [
+            f"  {field.model._meta.label} {pk!r}: {field.attname}={target!r} is missing"
+            for pk, target in broken
+        ]
+        return [pk for pk, _ in broken]
