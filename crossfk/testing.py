@@ -74,6 +74,10 @@ def capture_queries_per_db(
         }
 
         def capture_in_worker(alias: str) -> AbstractContextManager[Any]:
+            # Connected first: what Django runs to set a connection up (the
+            # server's version and isolation level on MariaDB) is not the
+            # call's, and the caller's connections were set up already.
+            connections[alias].ensure_connection()
             inner = ExitStack()
             for capture in captures.values():
                 inner.enter_context(capture.in_worker())

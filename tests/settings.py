@@ -1,34 +1,55 @@
-"""Test settings: SQLite by default, two PostgreSQL servers on request.
+"""Test settings: SQLite by default, two PostgreSQL or MariaDB servers on
+request, or one of each.
 
-CROSSFK_TEST_DB=postgresql puts "default" and "secondary" on two separate
-servers (CROSSFK_PG_HOST, CROSSFK_PG_PORT_DEFAULT, CROSSFK_PG_PORT_SECONDARY),
-so that nothing can pass by accident through a shared connection.
+CROSSFK_TEST_DB names the vendor of the two servers: ``sqlite``,
+``postgresql`` or ``mariadb`` for both, or a pairing such as
+``postgresql+mariadb`` ("default" on the first vendor's server,
+"secondary" on the second's), so that nothing can pass by accident through
+a shared connection. PostgreSQL: CROSSFK_PG_HOST, CROSSFK_PG_PORT_DEFAULT,
+CROSSFK_PG_PORT_SECONDARY (.ci/pg); MariaDB: CROSSFK_MARIADB_HOST,
+CROSSFK_MARIADB_PORT_DEFAULT, CROSSFK_MARIADB_PORT_SECONDARY (.ci/mariadb).
 
 Beside them, eight tenant aliases and four shard aliases for the shapes of
-many databases: SQLite files of their own, or PostgreSQL databases spread
-over the same two servers (even numbers on the first, odd on the second).
+many databases: SQLite files of their own, or databases spread over the
+same two servers (even numbers on the first, odd on the second).
 """
 
 import os
 
 BACKEND = os.environ.get("CROSSFK_TEST_DB", "sqlite")
+VENDORS = BACKEND.split("+") if "+" in BACKEND else [BACKEND, BACKEND]
 TENANTS = [f"tenant_{number}" for number in range(8)]
 SHARDS = [f"shard_{number}" for number in range(4)]
 
 
 def database(alias: str, server: str, suffix: str = "") -> dict:
-    if BACKEND == "sqlite":
+    vendor = VENDORS[("default", "secondary").index(server)]
+    # A child process of the fault tests names the test database.
+    name = os.environ.get("CROSSFK_PG_NAME", "crossfk") + suffix
+    if vendor == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
-    if BACKEND == "postgresql":
+    if vendor == "postgresql":
         return {
             "ENGINE": "django.db.backends.postgresql",
-            # A child process of the fault tests names the test database.
-            "NAME": os.environ.get("CROSSFK_PG_NAME", "crossfk") + suffix,
+            "NAME": name,
             "USER": os.environ.get("CROSSFK_PG_USER", "postgres"),
             "HOST": os.environ.get("CROSSFK_PG_HOST", "127.0.0.1"),
             "PORT": os.environ[f"CROSSFK_PG_PORT_{server.upper()}"],
         }
-    raise ValueError(f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite or postgresql.")
+    if vendor == "mariadb":
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": name,
+            "USER": os.environ.get("CROSSFK_MARIADB_USER", "root"),
+            "HOST": os.environ.get("CROSSFK_MARIADB_HOST", "127.0.0.1"),
+            "PORT": os.environ[f"CROSSFK_MARIADB_PORT_{server.upper()}"],
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
+    raise ValueError(
+        f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite, postgresql, mariadb, or two "
+        f"of them joined by '+'."
+    )
 
 
 def spread(aliases: list[str]) -> dict[str, dict]:

@@ -19,7 +19,10 @@ from crossfk import CrossDBIntegrityError, atomic
 from tests.factories import PostFactory
 from tests.testapp.models import Link, Post, ProtectedLink
 
-pytestmark = pytest.mark.django_db(databases=["default", "secondary"], transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases=["default", "secondary"], transaction=True),
+    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+]
 
 THREADS = 4
 OPERATIONS_PER_THREAD = 600  # 2,400 operations in all, per test

@@ -20,7 +20,10 @@ TargetFactory = CROSS_FACTORIES["Target"]
 CascadedFactory = CROSS_FACTORIES["Cascaded"]
 RestrictedFactory = CROSS_FACTORIES["Restricted"]
 
-pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+pytestmark = [
+    pytest.mark.django_db(databases=["default", "secondary"]),
+    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+]
 
 
 def collected(target):

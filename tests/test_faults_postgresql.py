@@ -23,7 +23,10 @@ from tests.factories import LinkFactory, PostFactory
 from tests.testapp.models import Link, Post
 
 # crossfk_recover looks for prepared transactions in every database.
-pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases="__all__", transaction=True),
+    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

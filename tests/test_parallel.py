@@ -295,6 +295,12 @@ def refuse_deletes(alias):
                 "BEGIN SELECT RAISE(ABORT, 'notes are kept'); END"
             )
             return "DROP TRIGGER refuse"
+        if connection.vendor == "mysql":
+            cursor.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON tenants_note FOR EACH ROW "
+                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'notes are kept'"
+            )
+            return "DROP TRIGGER refuse"
         cursor.execute(
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'notes are kept'; END $$"

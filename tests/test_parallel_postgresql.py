@@ -10,7 +10,10 @@ from crossfk.parallel import close_worker_connections, run_per_alias
 from tests.factories import CustomerFactory
 from tests.tenants.models import TENANTS, Note
 
-pytestmark = pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases=["default", *TENANTS], transaction=True),
+    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+]
 
 
 def backends_on(alias):

@@ -11,7 +11,10 @@ from crossfk import CrossDBTransactionError, atomic, partition
 from tests.factories import CustomerFactory, OrderFactory
 from tests.tenants.models import TENANTS, Customer, Note, Order
 
-pytestmark = pytest.mark.django_db(databases=["default", *TENANTS], transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases=["default", *TENANTS], transaction=True),
+    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+]
 
 
 def test_a_reference_written_meanwhile_in_a_tenant_left_out_fails_the_delete():
