@@ -22,34 +22,41 @@ TENANTS = [f"tenant_{number}" for number in range(8)]
 SHARDS = [f"shard_{number}" for number in range(4)]
 
 
-def database(alias: str, server: str, suffix: str = "") -> dict:
-    vendor = VENDORS[("default", "secondary").index(server)]
-    # A child process of the fault tests names the test database.
-    name = os.environ.get("CROSSFK_PG_NAME", "crossfk") + suffix
-    if vendor == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
-    if vendor == "postgresql":
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name,
-            "USER": os.environ.get("CROSSFK_PG_USER", "postgres"),
-            "HOST": os.environ.get("CROSSFK_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ[f"CROSSFK_PG_PORT_{server.upper()}"],
-        }
-    if vendor == "mariadb":
-        return {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": name,
-            "USER": os.environ.get("CROSSFK_MARIADB_USER", "root"),
-            "HOST": os.environ.get("CROSSFK_MARIADB_HOST", "127.0.0.1"),
-            "PORT": os.environ[f"CROSSFK_MARIADB_PORT_{server.upper()}"],
+# The servers' vendors: Django's engine, the prefix of the environment
+# variables naming each server, its user, and what else the vendor needs.
+SERVERS = {
+    "postgresql": ("django.db.backends.postgresql", "CROSSFK_PG", "postgres", {}),
+    "mariadb": (
+        "django.db.backends.mysql",
+        "CROSSFK_MARIADB",
+        "root",
+        {
             "OPTIONS": {"charset": "utf8mb4"},
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
-        }
-    raise ValueError(
-        f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite, postgresql, mariadb, or two "
-        f"of them joined by '+'."
-    )
+        },
+    ),
+}
+
+
+def database(alias: str, server: str, suffix: str = "") -> dict:
+    vendor = VENDORS[("default", "secondary").index(server)]
+    if vendor == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
+    if vendor not in SERVERS:
+        raise ValueError(
+            f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite, postgresql, mariadb, or "
+            f"two of them joined by '+'."
+        )
+    engine, prefix, user, extra = SERVERS[vendor]
+    return {
+        "ENGINE": engine,
+        # A child process of the fault tests names the test database.
+        "NAME": os.environ.get("CROSSFK_PG_NAME", "crossfk") + suffix,
+        "USER": os.environ.get(f"{prefix}_USER", user),
+        "HOST": os.environ.get(f"{prefix}_HOST", "127.0.0.1"),
+        "PORT": os.environ[f"{prefix}_PORT_{server.upper()}"],
+        **extra,
+    }
 
 
 def spread(aliases: list[str]) -> dict[str, dict]:
