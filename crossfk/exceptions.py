@@ -1,6 +1,6 @@
 """Errors crossfk raises where Django has no type of its own."""
 
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from django.db.transaction import TransactionManagementError
 
 
@@ -27,4 +27,13 @@ class PartitionError(LookupError):
 
     Raised before any query, naming the model and its databases: name one
     with ``using(alias)`` or inside ``crossfk.partition(alias)``.
+    """
+
+
+class IdSetTooLarge(DatabaseError):
+    """A set of ids too large for one statement on a MySQL or MariaDB server.
+
+    Raised before the statement is sent, naming the field, the number of
+    ids, the database and the server's ``max_allowed_packet``: sent, the
+    server would drop the connection ("MySQL server has gone away").
     """

@@ -3,7 +3,9 @@
 Cross-database work moves lists of ids from one server to another. Spelled as
 ``IN (%s, %s, ...)`` a list of 100,000 ids hits "too many SQL variables" on
 SQLite and bloats every statement elsewhere, so the ids travel as one array
-(PostgreSQL) or one JSON document (SQLite) that the database unpacks.
+(PostgreSQL) or one JSON document (SQLite, MySQL, MariaDB) that the
+database unpacks. A MySQL or MariaDB statement is bounded by the server's
+``max_allowed_packet``: a set past it raises ``IdSetTooLarge`` unsent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from threading import Lock
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.core.exceptions import EmptyResultSet
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -26,6 +29,7 @@ from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.datastructures import OrderedSet
 
+from crossfk.exceptions import IdSetTooLarge
 from crossfk.parallel import meanwhile
 
 # What as_sql() returns: the SQL, and its parameters.
@@ -190,6 +194,99 @@ class IdSet(Expression):
     ) -> SQL:
         db_type = self.element_db_type(connection)
         return f"SELECT unnest(%s::{db_type}[])", [self.db_values(connection)]
+
+    def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQL:
+        values = self.db_values(connection)
+        if not has_json_table(connection):
+            # Each id a literal and ", " between them.
+            size = len(json_document(values).encode()) - 2 + len(values) - 1
+            self.ensure_fits(connection, len(values), size)
+            return ", ".join(["%s"] * len(values)), values
+        document = json_document(values)
+        self.ensure_fits(connection, len(values), quoted_size(document))
+        if isinstance(self.column_field, IntegerField):
+            db_type = self.element_db_type(connection)
+            columns = f"COLUMNS (v {db_type} PATH '$')"
+            return f"SELECT j.v FROM JSON_TABLE(%s, '$[*]' {columns}) AS j", [document]
+        # A JSON_TABLE column of a string type takes the database's default
+        # collation and compares with it: in a utf8mb4_unicode_ci column of a
+        # utf8mb4_bin database, "abc" would miss "ABC". JSON_UNQUOTE()'s
+        # result yields to the column's collation, as a literal of the plain
+        # list does (coercibility 4).
+        columns = "COLUMNS (v JSON PATH '$')"
+        return (
+            f"SELECT JSON_UNQUOTE(j.v) FROM JSON_TABLE(%s, '$[*]' {columns}) AS j",
+            [document],
+        )
+
+    def ensure_fits(
+        self, connection: BaseDatabaseWrapper, count: int, size: int
+    ) -> None:
+        """Raise ``IdSetTooLarge`` where ``size`` bytes of ids would not fit
+        in one statement on the server.
+
+        Sent, such a statement makes the server drop the connection. Nor can
+        the set be split into several queries: it sits inside one statement,
+        a filter, an exclude, a subquery or a delete, whose meaning would
+        change. So it fails here, before anything is sent.
+        """
+        if size <= EVERY_SERVER_TAKES:
+            return
+        limit = max_allowed_packet(connection)
+        if size > limit - STATEMENT_ALLOWANCE:
+            raise IdSetTooLarge(
+                f"The set of {count:,} ids for {self.output_field} takes "
+                f"{size:,} bytes, too many for one statement on database "
+                f"{connection.alias!r}, whose max_allowed_packet is {limit:,} "
+                f"bytes. Filter by fewer ids, or raise the server's "
+                f"max_allowed_packet."
+            )
+
+
+# A set this small (about 100,000 ids) fits in a statement on any server at
+# MySQL's smallest default max_allowed_packet (1 MiB, until 5.5), with room for
+# the rest of it: no query is spent reading the server's own limit.
+EVERY_SERVER_TAKES = 512 * 1024
+# Room for the rest of the statement, which an id set does not see from where
+# it is compiled; a statement larger than that still fails at the server.
+STATEMENT_ALLOWANCE = 64 * 1024
+
+_max_allowed_packets: WeakKeyDictionary[Any, int] = WeakKeyDictionary()
+
+
+def has_json_table(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the server unpacks a JSON document into rows: MariaDB 10.6,
+    MySQL 8.0.4."""
+    if connection.mysql_is_mariadb:  # type: ignore[attr-defined]
+        return connection.mysql_version >= (10, 6)  # type: ignore[attr-defined,no-any-return]
+    return connection.mysql_version >= (8, 0, 4)  # type: ignore[attr-defined,no-any-return]
+
+
+def max_allowed_packet(connection: BaseDatabaseWrapper) -> int:
+    """The largest statement the server takes, read once per connection to it.
+
+    A session's value is the server's global one when it connected, and
+    fixed for the session: a new connection reads it again.
+    """
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    if raw_connection not in _max_allowed_packets:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@max_allowed_packet")
+            (_max_allowed_packets[raw_connection],) = cursor.fetchone()
+    return _max_allowed_packets[raw_connection]
+
+
+def json_document(values: list[Any]) -> str:
+    # A value JSON has no type for (a UUID of MariaDB's own uuid column), as
+    # the string the column reads it from.
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def quoted_size(document: str) -> int:
+    """The bytes a JSON document takes as a string literal of a statement:
+    quoted, its quotes and backslashes escaped."""
+    return len(document.encode()) + document.count('"') + document.count("\\") + 2
 
 
 class IdSetIn(RelatedIn):
