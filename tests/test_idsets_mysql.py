@@ -7,7 +7,6 @@ from weakref import WeakKeyDictionary
 
 import pytest
 from django.db import connections
-from django.db.backends.mysql.base import DatabaseWrapper as MySQL
 from django.db.models import IntegerField, UUIDField
 
 from crossfk import idsets
@@ -46,6 +45,9 @@ def posts_among(ids):
 
 
 def mariadb(version):
+    # Imported here: mysqlclient is installed only where MariaDB is tested.
+    from django.db.backends.mysql.base import DatabaseWrapper as MySQL
+
     connection = MySQL({"NAME": "x", "TIME_ZONE": None}, alias="x")
     connection.__dict__["mysql_server_data"] = {"version": f"{version}-MariaDB"}
     return connection
