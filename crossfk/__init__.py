@@ -3,6 +3,7 @@
 from crossfk.exceptions import (
     CrossDBIntegrityError,
     CrossDBTransactionError,
+    IdSetTooLarge,
     PartitionError,
 )
 from crossfk.fanout import fan_out
@@ -20,6 +21,7 @@ __all__ = [
     "CrossDBIntegrityError",
     "CrossDBTransactionError",
     "CrossQuerySet",
+    "IdSetTooLarge",
     "MultiDBManager",
     "PartitionError",
     "Resolver",
