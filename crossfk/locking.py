@@ -60,10 +60,13 @@ def found_and_locked(values_list: QuerySet[Any, Any], alias: str) -> list[Any]:
     lock_sql = shared_lock_sql(alias)
     if lock_sql is None:
         return list(values_list.using(alias))
-    sql, params = values_list.query.get_compiler(alias).as_sql()
+    compiler = values_list.query.get_compiler(alias)
+    sql, params = compiler.as_sql()
     with connections[alias].cursor() as cursor:
         cursor.execute(f"{sql} {lock_sql}", params)
-        rows = cursor.fetchall()
+        # Through the field's converters, as Django's own read: MariaDB and
+        # MySQL return a UUID as its hex string.
+        rows = compiler.results_iter([cursor.fetchall()])
     declare(alias, locks=True)
     return [value for (value,) in rows]
 
