@@ -38,7 +38,7 @@ from django.db.models import (
 from django.db.models.deletion import Collector
 
 from crossfk.exceptions import CrossDBTransactionError
-from crossfk.locking import lock_for_update
+from crossfk.locking import latest_rows, lock_for_update, locks_rows
 from crossfk.parallel import release_connections, run_per_alias
 from crossfk.placement import names
 from crossfk.relations import CrossRelation
@@ -265,7 +265,7 @@ class CrossDeletion:
         with atomic(*aliases):
             if len(aliases) > 1:
                 declare(self.root.using, deletes=True)
-            if connections[self.root.using].vendor == "postgresql":
+            if locks_rows(self.root.using):
                 self.recheck_under_lock()
                 # References created meanwhile in a database left out of the
                 # block (it had nothing to write) cannot be written now.
@@ -427,15 +427,16 @@ class CrossDeletion:
             for instance in instances:
                 setattr(instance, model._meta.pk.attname, None)
 
-    # PostgreSQL: references created while collecting ---------------------------
+    # Where rows are locked: references created while collecting --------------
 
     def recheck_under_lock(self) -> None:
         """Lock the targets, then run CASCADE, PROTECT and RESTRICT once more.
 
         Collecting ran outside any transaction: a reference created since,
-        under a FOR KEY SHARE lock (see ``missing_target_ids``), would be
-        missed and left dangling. FOR UPDATE waits for such writers to
-        commit; what they added is then cascaded, or blocks the delete.
+        under a shared lock (see ``crossfk.locking``), would be missed and
+        left dangling. FOR UPDATE waits for such writers to commit; what
+        they added, read with a locking read, is then cascaded, or blocks
+        the delete.
         """
         self.lock_targets()
         for action, field, sub_objs in list(self.applied_actions):
@@ -443,7 +444,7 @@ class CrossDeletion:
             if action is CASCADE and collector.can_fast_delete(sub_objs):
                 continue  # Its DELETE runs under the lock and takes new rows too.
             if action in (CASCADE, PROTECT, RESTRICT):
-                self.run(action, field, sub_objs.all())
+                self.run(action, field, latest_rows(sub_objs.all()))
         self.gather_restricted()
         self.raise_if_restricted()
 

@@ -14,6 +14,7 @@ from django.contrib.admin.utils import NestedObjects
 from django.db import connections, transaction
 from django.db.models import ProtectedError, RestrictedError, signals
 
+from crossfk.locking import SHARED_LOCKS
 from crossfk.testing import assert_queries_per_db
 from tests.factories import (
     AuthorFactory,
@@ -41,13 +42,14 @@ from tests.testapp.models import (
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
-# On PostgreSQL a delete locks the posts (one SELECT ... FOR UPDATE on
-# "default") and reads the rows of the CASCADE, PROTECT and RESTRICT
-# relations (Link, ProtectedLink, RestrictedLink) again under that lock, so
-# that a link committed meanwhile is not left dangling.
-ON_POSTGRESQL = connections["default"].vendor == "postgresql"
-LOCKS = 1 if ON_POSTGRESQL else 0
-RECHECKS = 3 if ON_POSTGRESQL else 0
+# Where "default" locks rows (PostgreSQL, MariaDB, MySQL) a delete locks the
+# posts (one SELECT ... FOR UPDATE on "default") and reads the rows of the
+# CASCADE, PROTECT and RESTRICT relations (Link, ProtectedLink,
+# RestrictedLink) again under that lock, so that a link committed meanwhile
+# is not left dangling.
+LOCKS_ROWS = connections["default"].vendor in SHARED_LOCKS
+LOCKS = 1 if LOCKS_ROWS else 0
+RECHECKS = 3 if LOCKS_ROWS else 0
 
 
 class TargetDeleteFailed(Exception):

@@ -16,6 +16,7 @@ from django.contrib.admin.utils import NestedObjects
 from django.db import connections
 from django.db.models import RestrictedError, signals
 
+from crossfk.locking import SHARED_LOCKS
 from crossfk.testing import assert_queries_per_db
 from tests.deletecases import factories
 
@@ -151,7 +152,7 @@ def test_rows_restricted_by_one_path_and_cascaded_by_another_are_deleted(delete)
 
 def test_rows_restricted_and_cascaded_cost_the_selects_of_djangos_twin():
     target = restricted_and_cascaded(CROSSFK)
-    on_postgresql = connections["default"].vendor == "postgresql"
+    locks_rows = connections["default"].vendor in SHARED_LOCKS
 
     # The seven SELECTs Django sends for the twin, each in its table's
     # database. default: Dependent restricted by t, then read again to clear
@@ -159,11 +160,11 @@ def test_rows_restricted_and_cascaded_cost_the_selects_of_djangos_twin():
     # DELETE Target, RELEASE. secondary: Restricted restricted by t, Cascaded
     # cascaded by t, Pinned restricted by s, Restricted and Pinned read again
     # against their fast deletes; SAVEPOINT, DELETE Restricted, Pinned,
-    # Cascaded, RELEASE. On PostgreSQL, under the lock (t in default, s in
-    # secondary): Restricted and Cascaded read again, and Restricted cleared
-    # again against its fast delete.
+    # Cascaded, RELEASE. Where rows are locked, under the lock (t in default,
+    # s in secondary): Restricted and Cascaded read again, and Restricted
+    # cleared again against its fast delete.
     with assert_queries_per_db(
-        {"default": 6 + on_postgresql, "secondary": 10 + 4 * on_postgresql}
+        {"default": 6 + locks_rows, "secondary": 10 + 4 * locks_rows}
     ):
         target.delete()
 
