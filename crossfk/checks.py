@@ -15,6 +15,7 @@ from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from crossfk.fields import CrossDBForeignKey
+from crossfk.locking import SHARED_LOCKS
 from crossfk.managers import MultiDBManager
 from crossfk.placement import missing_from_databases
 from crossfk.relations import cross_foreign_keys
@@ -108,11 +109,7 @@ def check_atomic_requests(
     Each such request's writes across the relation would be refused: its
     block covers one database, and crossfk cannot settle the other with it.
     """
-    connected = {
-        alias
-        for field in cross_foreign_keys()
-        for alias in (*field.referencing_aliases, *field.target_aliases)
-    }
+    connected = connected_aliases()
     flagged = [
         alias
         for alias, options in settings.DATABASES.items()
@@ -133,6 +130,94 @@ def check_atomic_requests(
             id="crossfk.W003",
         )
     ]
+
+
+def connected_aliases() -> set[str]:
+    """The databases some cross relation connects to another."""
+    return {
+        alias
+        for field in cross_foreign_keys()
+        for alias in (*field.referencing_aliases, *field.target_aliases)
+    }
+
+
+@checks.register(checks.Tags.models)
+def check_row_locks(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """A database a cross relation connects, on a backend crossfk takes no
+    row locks on: a reference written while its target is deleted can be
+    left dangling (``crossfk.locking``)."""
+    # SQLite is left out: it serializes each database's writers, and its
+    # databases are a development or single-process setup, where the
+    # race across two is documented rather than warned of at every run.
+    flagged = sorted(
+        alias
+        for alias in connected_aliases()
+        if connections[alias].vendor not in {*SHARED_LOCKS, "sqlite"}
+    )
+    return [
+        checks.Warning(
+            f"Database '{alias}' uses the {connections[alias].display_name} "
+            f"backend, on which crossfk takes no row locks: a reference written "
+            f"while another transaction deletes its target can be left "
+            f"dangling, and the delete's recheck can miss it.",
+            hint="Run 'manage.py crossfk_check' regularly (--fix to repair), or "
+            "keep this database on PostgreSQL, MariaDB/MySQL or SQLite.",
+            id="crossfk.W006",
+        )
+        for alias in flagged
+    ]
+
+
+@checks.register(checks.Tags.database)
+def check_transactional_tables(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """On MariaDB/MySQL, a table of a cross relation (its referencing model's
+    or its target's) in a storage engine without transactions (MyISAM, Aria):
+    its rows are neither locked nor rolled back, so ``crossfk.atomic`` can
+    settle nothing there.
+
+    A database check, as it reads each database's tables.
+    """
+    tables_by_alias: dict[str, set[str]] = {}
+    for field in cross_foreign_keys():
+        for alias in field.referencing_aliases:
+            tables_by_alias.setdefault(alias, set()).add(field.model._meta.db_table)
+        for alias in field.target_aliases:
+            tables_by_alias.setdefault(alias, set()).add(
+                field.remote_field.model._meta.db_table
+            )
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        tables = sorted(tables_by_alias.get(alias, ()))
+        if connection.vendor != "mysql" or not tables:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT t.TABLE_NAME, t.ENGINE FROM information_schema.TABLES t "
+                "JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE "
+                "WHERE t.TABLE_SCHEMA = DATABASE() AND e.TRANSACTIONS <> 'YES' "
+                f"AND t.TABLE_NAME IN ({', '.join(['%s'] * len(tables))}) "
+                "ORDER BY t.TABLE_NAME",
+                tables,
+            )
+            found = cursor.fetchall()
+        messages.extend(
+            checks.Warning(
+                f"Table {table} in database '{alias}' uses the {engine} storage "
+                f"engine, which has no transactions: crossfk can neither lock "
+                f"its rows nor roll back what it wrote there, so a failed or "
+                f"concurrent write across databases can leave a dangling "
+                f"reference.",
+                hint=f"ALTER TABLE {table} ENGINE=InnoDB;",
+                id="crossfk.W007",
+            )
+            for table, engine in found
+        )
+    return messages
 
 
 @checks.register(checks.Tags.database)
