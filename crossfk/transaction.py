@@ -135,8 +135,7 @@ class Participant(transaction.Atomic):
         self.crossfk_block, self.alias = block, alias
         # The two-phase transaction: its gid, and how far it got: "started"
         # (XA START), "ended" (XA END), "prepared", "finished".
-        self.gid: str | None = None
-        self.state = ""
+        self.gid = self.state = ""
 
     def start_branch(self, gid: str) -> None:
         """XA START: MariaDB and MySQL name an XA transaction before its first
@@ -187,7 +186,7 @@ class Participant(transaction.Atomic):
 
     def rolled_back_branch(self) -> bool:
         connection = connections[self.alias]
-        xid = transaction_id(connection, str(self.gid))
+        xid = transaction_id(connection, self.gid)
         try:
             with connection.cursor() as cursor:
                 if self.state == "started":
@@ -645,21 +644,22 @@ class CrossAtomic(ContextDecorator):
         its session until XA COMMIT or XA ROLLBACK: its block is left after.
         """
 
+        def finish(block: Participant) -> None:
+            if commit is not None and block.state == "prepared":
+                finish_prepared({block.alias: block.gid}, commit)
+                block.state = "finished"
+
         def settle_one(alias: str) -> BaseException | None:
             block = self.blocks[alias]
-            finishes = commit is not None and block.state == "prepared"
             try:
                 if connections[alias].vendor == "mysql":
                     try:
-                        if finishes:
-                            finish_prepared({alias: str(block.gid)}, bool(commit))
-                            block.state = "finished"
+                        finish(block)
                     finally:
                         block.__exit__(*outcome)
                 else:
                     block.__exit__(*outcome)
-                    if finishes:
-                        finish_prepared({alias: str(block.gid)}, bool(commit))
+                    finish(block)
             except BaseException as error:
                 return error
             return None
