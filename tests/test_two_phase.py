@@ -7,6 +7,7 @@ commits leaves them.
 """
 
 import uuid
+from contextlib import ExitStack
 from io import StringIO
 from unittest import mock
 
@@ -239,6 +240,60 @@ def test_crash_during_prepare_phase_is_rolled_back_by_recover():
     assert f"{block}: rolled back on 'default' (1 of 2" in output
     assert Post.objects.count() == 0
     assert prepared_transactions("default") == []
+
+
+def finishing_order(*aliases):
+    """Record which database each COMMIT/ROLLBACK PREPARED or XA COMMIT/ROLLBACK
+    went to, in order."""
+    finished, stack = [], ExitStack()
+    for alias in aliases:
+
+        def record(execute, sql, params, many, context, alias=alias):
+            if sql.startswith(
+                ("COMMIT PREPARED", "ROLLBACK PREPARED", "XA COMMIT", "XA ROLLBACK")
+            ):
+                finished.append(alias)
+            return execute(sql, params, many, context)
+
+        stack.enter_context(connections[alias].execute_wrapper(record))
+    return finished, stack
+
+
+@pytest.mark.parametrize(
+    ("count", "outcome", "order"),
+    [
+        (3, "rolled back", ["secondary", "default"]),
+        (2, "committed", ["default", "secondary"]),
+    ],
+    ids=["rollback", "commit"],
+)
+def test_recover_commits_the_first_database_first_and_rolls_it_back_last(
+    count, outcome, order
+):
+    # Interrupted in turn, recover must find the same decision again.
+    block = uuid.uuid4().hex
+    prepare_by_hand(
+        "default",
+        prepared_gid(block, 1, count),
+        "INSERT INTO testapp_post (title) VALUES (%s)",
+        ["first"],
+    )
+    prepare_by_hand(
+        "secondary",
+        prepared_gid(block, 2, count),
+        "INSERT INTO testapp_link (url, post_id) VALUES (%s, %s)",
+        ["https://a.example", 1],
+    )
+    finished, recording = finishing_order("default", "secondary")
+
+    with recording:
+        output = recover()
+
+    assert f"{block}: {outcome} on 'default', 'secondary' (2 of {count}" in output
+    assert finished == order
+    assert (Post.objects.count(), Link.objects.count()) == (
+        (0, 0) if count == 3 else (1, 1)
+    )
 
 
 def test_recover_with_nothing_prepared_says_so():
