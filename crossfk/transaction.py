@@ -9,9 +9,9 @@ database where crossfk only read and locked targets (FOR KEY SHARE) commits
 last, keeping its locks until the references are committed; when a delete
 removed references, the referencing databases commit first (a crash leaves
 an unreferenced target again, never a dangling reference). With
-``two_phase=True`` on PostgreSQL, every database is prepared (``PREPARE
-TRANSACTION``) before any commits, and ``crossfk_recover`` finishes what a
-crash interrupted.
+``two_phase=True``, every database is prepared (PostgreSQL's ``PREPARE
+TRANSACTION``, an XA transaction on MariaDB and MySQL) before any commits,
+and ``crossfk_recover`` finishes what a crash interrupted.
 
 Inside Django's own transactions, a write over several databases is safe
 only when one ``crossfk.atomic`` settles all of them: ``owning_block()``
@@ -33,7 +33,8 @@ from contextlib import ContextDecorator
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from django.db import NotSupportedError, connections, transaction
+from django.db import DatabaseError, NotSupportedError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 from crossfk.parallel import connect_at_once, run_per_alias
@@ -42,10 +43,18 @@ from crossfk.relations import CrossRelation, cross_foreign_keys
 from crossfk.resolvers import in_databases
 
 # Global transaction id of one participant: the block's id, the position of
-# this database in the commit order, and how many databases took part.
+# this database in the block's numbering (1 prepares and commits first), and
+# how many databases took part.
 PREPARED_GID = re.compile(
     r"^crossfk:(?P<block>[0-9a-f]{32}):(?P<index>\d+):(?P<count>\d+)$"
 )
+
+# The vendors whose two-phase commit crossfk drives.
+TWO_PHASE_VENDORS = ("postgresql", "mysql")
+
+# MariaDB's answer to XA COMMIT of a branch that wrote nothing: it prepared
+# it without keeping anything to commit (XA_RBROLLBACK).
+XA_READ_ONLY_BRANCH = 1402
 
 
 # What a block is left with: sys.exc_info()'s triple, or three Nones.
@@ -54,6 +63,33 @@ Outcome = tuple[type[BaseException] | None, BaseException | None, TracebackType 
 
 def prepared_gid(block_id: str, index: int, count: int) -> str:
     return f"crossfk:{block_id}:{index}:{count}"
+
+
+def transaction_id(connection: BaseDatabaseWrapper, gid: str) -> str:
+    """``gid`` as the SQL of PREPARE TRANSACTION, XA START and the statements
+    that finish them, which take no parameters: it is spliced into SQL, so
+    only a crossfk gid passes.
+
+    On MariaDB and MySQL the branch qualifier is the database's name, in
+    hexadecimal (any name is safe so): XA RECOVER lists the branches of the
+    whole server, and ``crossfk_recover`` finishes only each database's own.
+    """
+    if not PREPARED_GID.match(gid):
+        raise ValueError(f"Not a crossfk transaction id: {gid!r}")
+    if connection.vendor == "postgresql":
+        return f"'{gid}'"
+    branch = xa_branch(connection)
+    if len(branch) > 64:
+        raise NotSupportedError(
+            f"two_phase=True on {connection.alias!r}: XA names a branch in at "
+            f"most 64 bytes, and the database name {branch!r} is longer."
+        )
+    return f"'{gid}', X'{branch.hex()}'"
+
+
+def xa_branch(connection: BaseDatabaseWrapper) -> bytes:
+    """The branch qualifier of ``connection``'s XA transactions."""
+    return str(connection.settings_dict["NAME"]).encode()
 
 
 def references() -> Counter[tuple[str, str]]:
@@ -91,11 +127,74 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
 
 
 class Participant(transaction.Atomic):
-    """One database's block of a ``crossfk.atomic``, which it names."""
+    """One database's block of a ``crossfk.atomic``, which it names, and its
+    part of a two-phase commit."""
 
     def __init__(self, block: CrossAtomic, alias: str) -> None:
         super().__init__(alias, block.savepoint, block.durable)
-        self.crossfk_block = block
+        self.crossfk_block, self.alias = block, alias
+        # The two-phase transaction: its gid, and how far it got: "started"
+        # (XA START), "ended" (XA END), "prepared", "finished".
+        self.gid = self.state = ""
+
+    def start_branch(self, gid: str) -> None:
+        """XA START: MariaDB and MySQL name an XA transaction before its first
+        statement, and refuse it after one."""
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(f"XA START {transaction_id(connections[self.alias], gid)}")
+        self.gid, self.state = gid, "started"
+
+    def prepare(self, gid: str) -> None:
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            if self.state == "started":
+                cursor.execute(f"XA END {transaction_id(connection, gid)}")
+                self.state = "ended"
+                cursor.execute(f"XA PREPARE {transaction_id(connection, gid)}")
+            else:
+                # PREPARE ends the session's transaction: the commit Django
+                # then runs on leaving the block has nothing left to do.
+                cursor.execute(f"PREPARE TRANSACTION {transaction_id(connection, gid)}")
+        self.gid, self.state = gid, "prepared"
+
+    @property
+    def holds_branch(self) -> bool:
+        """Whether an XA transaction still holds the session: Django's own
+        COMMIT and ROLLBACK fail until XA COMMIT or XA ROLLBACK ends it."""
+        return self.state in ("started", "ended") or (
+            self.state == "prepared" and connections[self.alias].vendor == "mysql"
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.holds_branch:
+            self.release_branch()
+        super().__exit__(exc_type, exc_value, traceback)
+
+    def release_branch(self) -> None:
+        """Roll back an XA transaction not prepared; leave a prepared one,
+        whose commit failed or never came, to ``crossfk_recover``."""
+        if self.state == "prepared" or not self.rolled_back_branch():
+            # Ending the session rolls back a branch not prepared, and hands a
+            # prepared one over to any session.
+            connections[self.alias].close()
+        self.state = "finished"
+
+    def rolled_back_branch(self) -> bool:
+        connection = connections[self.alias]
+        xid = transaction_id(connection, self.gid)
+        try:
+            with connection.cursor() as cursor:
+                if self.state == "started":
+                    cursor.execute(f"XA END {xid}")
+                cursor.execute(f"XA ROLLBACK {xid}")
+        except DatabaseError:
+            return False
+        return True
 
 
 def open_blocks(alias: str) -> list[transaction.Atomic]:
@@ -231,18 +330,38 @@ class CrossAtomic(ContextDecorator):
         self.named_aliases = tuple(dict.fromkeys(aliases))
         self.aliases = self.named_aliases
         self.savepoint, self.durable, self.two_phase = savepoint, durable, two_phase
-        self.refuse_two_phase_without_postgresql()
+        self.refuse_two_phase_elsewhere()
 
-    def refuse_two_phase_without_postgresql(self) -> None:
+    def refuse_two_phase_elsewhere(self) -> None:
         unsupported = [
             alias
             for alias in self.aliases
-            if self.two_phase and connections[alias].vendor != "postgresql"
+            if self.two_phase and connections[alias].vendor not in TWO_PHASE_VENDORS
         ]
         if unsupported:
             raise NotSupportedError(
-                f"two_phase=True needs PostgreSQL; not so for "
-                f"{', '.join(map(repr, unsupported))}."
+                f"two_phase=True needs PostgreSQL, MariaDB or MySQL; not so for "
+                f"{names(unsupported)}."
+            )
+
+    def refuse_xa_begun_elsewhere(self) -> None:
+        """Raise before anything is written if an XA transaction cannot be
+        started on a MariaDB or MySQL database: another block began its
+        transaction, and XA START must come before its first statement."""
+        begun = [
+            alias
+            for alias in self.aliases
+            if connections[alias].vendor == "mysql"
+            and transaction_owner(alias) is not None
+            and not getattr(transaction_owner(alias), "two_phase", False)
+        ]
+        if begun:
+            raise CrossDBTransactionError(
+                f"{self!r} with two_phase=True must begin the transaction on "
+                f"{names(begun)}: MariaDB and MySQL start an XA transaction "
+                f"only before the first statement, but "
+                f"{'; '.join(map(describe_owner, begun))}. Nothing was written. "
+                f"Open the two-phase block outside the other one."
             )
 
     def __repr__(self) -> str:
@@ -258,9 +377,11 @@ class CrossAtomic(ContextDecorator):
     def __enter__(self) -> CrossAtomic:
         if not self.named_aliases:
             self.aliases = tuple(working_aliases())
-            self.refuse_two_phase_without_postgresql()
+            self.refuse_two_phase_elsewhere()
         if len(self.aliases) > 1:
             owning_block(self.aliases, repr(self))
+        if self.two_phase:
+            self.refuse_xa_begun_elsewhere()
         # The databases on which this block opens the transaction: it commits
         # them, and runs their on_commit() callbacks once all have committed.
         self.outermost = [
@@ -268,6 +389,18 @@ class CrossAtomic(ContextDecorator):
         ]
         self.is_outermost = len(self.outermost) == len(self.aliases)
         self.blocks: dict[str, Participant] = {}
+        # The order the databases prepare in, the first alone, which also
+        # commits first (see crossfk_recover): the commit order, decided on
+        # leaving, unless XA START names a transaction before that. Then the
+        # databases that refer to others' rows go first, as a delete commits.
+        self.block_id = uuid.uuid4().hex
+        self.numbering: list[str] | None = None
+        if (
+            self.two_phase
+            and self.is_outermost
+            and any(connections[alias].vendor == "mysql" for alias in self.aliases)
+        ):
+            self.numbering = reference_order(self.aliases)[::-1]
         # What crossfk declared it did inside the block (see declare()).
         self.written: set[str] = set()
         self.locked: set[str] = set()
@@ -281,10 +414,13 @@ class CrossAtomic(ContextDecorator):
         self.deleted_targets: defaultdict[CrossRelation, set[Any]] = defaultdict(set)
         try:
             connect_at_once(self.outermost)
+            gids = self.gids(self.numbering or [])
             for alias in self.aliases:
                 block = Participant(self, alias)
                 block.__enter__()
                 self.blocks[alias] = block
+                if connections[alias].vendor == "mysql" and alias in gids:
+                    block.start_branch(gids[alias])
         except BaseException as error:
             self.leave(list(self.blocks), (type(error), error, error.__traceback__))
             raise
@@ -362,7 +498,13 @@ class CrossAtomic(ContextDecorator):
                     outcome = (type(error), error, error.__traceback__)
                 else:
                     callbacks = self.take_commit_callbacks()
-        if outcome[0] is None and self.two_phase and self.is_outermost:
+        rolls_back = any(connections[alias].needs_rollback for alias in self.aliases)
+        if (
+            outcome[0] is None
+            and not rolls_back
+            and self.two_phase
+            and self.is_outermost
+        ):
             self.leave_in_two_phases(order)
         else:
             failure = self.leave(order, outcome)
@@ -450,55 +592,98 @@ class CrossAtomic(ContextDecorator):
             outcome = next((o for o in outcomes if o[1] is not outcome[1]), outcome)
         return outcome[1]
 
-    def leave_in_two_phases(self, order: list[str]) -> None:
-        block_id, count = uuid.uuid4().hex, len(order)
-        gids = {
-            alias: prepared_gid(block_id, index, count)
-            for index, alias in enumerate(order, start=1)
+    def gids(self, numbering: list[str]) -> dict[str, str]:
+        return {
+            alias: prepared_gid(self.block_id, index, len(numbering))
+            for index, alias in enumerate(numbering, start=1)
         }
 
+    def leave_in_two_phases(self, order: list[str]) -> None:
+        """Prepare the first database of the numbering alone, then the rest
+        at once; once all are prepared, commit the first alone, then the
+        rest by commit steps. Anything a failure leaves prepared after the
+        first committed is left to ``crossfk_recover``."""
+        numbering = self.numbering or order
+        gids = self.gids(numbering)
+
         def prepare(alias: str) -> BaseException | None:
-            # PREPARE ends the session's transaction: the commit Django then
-            # runs on leaving the block has nothing left to do.
             try:
-                with connections[alias].cursor() as cursor:
-                    cursor.execute(f"PREPARE TRANSACTION '{gids[alias]}'")
+                self.blocks[alias].prepare(gids[alias])
             except BaseException as error:
                 return error
             return None
 
-        # The first database alone, then the rest at once; it also commits
-        # alone first. So crossfk_recover finds the first one prepared, unless
-        # the commit had begun (see its docstring).
-        first, *rest = order
+        first, *rest = numbering
         errors = {first: prepare(first)}
         if errors[first] is None:
             errors.update(run_per_alias(prepare, rest, lend=True))
         error = next((e for e in errors.values() if e is not None), None)
         if error is not None:
-            self.leave(order, (type(error), error, error.__traceback__))
-            prepared = {alias: gids[alias] for alias, e in errors.items() if e is None}
-            finish_prepared(prepared, commit=False)
+            outcome: Outcome = (type(error), error, error.__traceback__)
+            # The first rolls back last: crossfk_recover commits the others
+            # of a block whose first database is no longer prepared.
+            self.settle(rest, outcome, commit=False)
+            self.settle([first], outcome, commit=False)
             raise error
-        failure = self.leave(order, (None, None, None))
-        if failure is not None:
-            finish_prepared(gids, commit=False)
-            raise failure
-        finish_prepared({first: gids[first]}, commit=True)
-        for step in self.commit_steps(rest):
-            finish_prepared({alias: gids[alias] for alias in step}, commit=True)
+        steps = [[first], *self.commit_steps([a for a in order if a != first])]
+        for number, step in enumerate(steps):
+            failure = self.settle(step, (None, None, None), commit=True)
+            if failure is not None:
+                later = [alias for step in steps[number + 1 :] for alias in step]
+                self.settle(later, (None, None, None), commit=None)
+                raise failure
+
+    def settle(
+        self, aliases: list[str], outcome: Outcome, commit: bool | None
+    ) -> BaseException | None:
+        """Leave the blocks on ``aliases`` at once, and commit or roll back
+        their prepared transactions (``commit=None``: leave them prepared).
+
+        PREPARE TRANSACTION ended PostgreSQL's transaction: its block is left
+        first, then COMMIT PREPARED runs outside any. An XA transaction holds
+        its session until XA COMMIT or XA ROLLBACK: its block is left after.
+        """
+
+        def finish(block: Participant) -> None:
+            if commit is not None and block.state == "prepared":
+                finish_prepared({block.alias: block.gid}, commit)
+                block.state = "finished"
+
+        def settle_one(alias: str) -> BaseException | None:
+            block = self.blocks[alias]
+            try:
+                if connections[alias].vendor == "mysql":
+                    try:
+                        finish(block)
+                    finally:
+                        block.__exit__(*outcome)
+                else:
+                    block.__exit__(*outcome)
+                    finish(block)
+            except BaseException as error:
+                return error
+            return None
+
+        errors = run_per_alias(settle_one, aliases, lend=True).values()
+        return next((e for e in errors if e is not None), None)
 
 
 def finish_prepared(gids: dict[str, str], commit: bool) -> None:
-    """COMMIT or ROLLBACK PREPARED each alias's transaction, at once."""
+    """COMMIT or ROLLBACK each alias's prepared transaction, at once."""
     verb = "COMMIT" if commit else "ROLLBACK"
-    for gid in gids.values():
-        if not PREPARED_GID.match(gid):  # It is spliced into SQL: never trust it.
-            raise ValueError(f"Not a crossfk transaction id: {gid!r}")
 
     def finish(alias: str) -> None:
-        with connections[alias].cursor() as cursor:
-            cursor.execute(f"{verb} PREPARED '{gids[alias]}'")
+        connection = connections[alias]
+        xid = transaction_id(connection, gids[alias])
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"{verb} PREPARED {xid}")
+                return
+            try:
+                cursor.execute(f"XA {verb} {xid}")
+            except DatabaseError as error:
+                if not (commit and error.args[0] == XA_READ_ONLY_BRANCH):
+                    raise
 
     run_per_alias(finish, gids, lend=True)
 
@@ -524,7 +709,8 @@ def atomic(
 
     Usable as a context manager and as a decorator, with or without
     arguments, like Django's. The commit order is crossfk's choice (see the
-    module docstring); ``two_phase=True`` adds PostgreSQL's two-phase commit.
+    module docstring); ``two_phase=True`` adds two-phase commit (PostgreSQL,
+    MariaDB and MySQL).
     """
     if len(aliases) == 1 and callable(aliases[0]):
         block = CrossAtomic((), savepoint, durable, two_phase)

@@ -2,9 +2,9 @@
 
 ``python -m tests.crash_child SCENARIO[:MODE] BOUNDARY [POST_ID]`` runs one
 multi-database write and sends itself SIGKILL just before its BOUNDARY-th
-commit step (a COMMIT, a PREPARE TRANSACTION or a COMMIT PREPARED), leaving
-the databases as a crash there would. It exits normally if the write has
-fewer steps than that.
+commit step (a COMMIT, a PREPARE TRANSACTION or a COMMIT PREPARED, an XA
+PREPARE or an XA COMMIT), leaving the databases as a crash there would. It
+exits normally if the write has fewer steps than that.
 """
 
 import os
@@ -23,7 +23,12 @@ from django.db import connections, transaction  # noqa: E402
 from crossfk import atomic  # noqa: E402
 from tests.testapp.models import Link, Post  # noqa: E402
 
-COMMIT_STATEMENTS = ("PREPARE TRANSACTION", "COMMIT PREPARED")
+COMMIT_STATEMENTS = (
+    "PREPARE TRANSACTION",
+    "COMMIT PREPARED",
+    "XA PREPARE",
+    "XA COMMIT",
+)
 
 
 class Crash:

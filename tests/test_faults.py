@@ -5,7 +5,8 @@ SIGKILL before its n-th commit step, for n = 0, 1, 2, ... until it finishes.
 After each crash, ``crossfk_check`` must find nothing: crossfk.atomic's
 commit order guarantees that for blocks that only add or only remove
 references. With ``two_phase=True``, ``crossfk_recover`` must then leave
-every block all-or-nothing.
+every block all-or-nothing, with nothing left prepared, on PostgreSQL,
+MariaDB (XA) and a mix of both.
 """
 
 import os
@@ -20,13 +21,25 @@ from django.core.management import call_command
 from django.db import connections
 
 from tests.factories import LinkFactory, PostFactory
+from tests.test_two_phase import (
+    TWO_PHASE,
+    prepared_transactions,
+    roll_back_prepared_transactions,
+)
 from tests.testapp.models import Link, Post
 
 # crossfk_recover looks for prepared transactions in every database.
 pytestmark = [
     pytest.mark.django_db(databases="__all__", transaction=True),
-    pytest.mark.vendors(default="postgresql", secondary="postgresql"),
+    pytest.mark.vendors(default=TWO_PHASE, secondary=TWO_PHASE),
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_prepared_transaction_left(transactional_db):
+    yield
+    roll_back_prepared_transactions()
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +78,7 @@ def assert_no_dangling_reference():
 
 def recover():
     call_command("crossfk_recover", stdout=StringIO())
+    assert prepared_transactions("default") == prepared_transactions("secondary") == []
 
 
 def created_rows():
@@ -131,7 +145,8 @@ def test_two_phase_create_is_all_or_nothing_after_recover():
         recover()
         assert created_rows() in {(0, 0), (1, 3)}
         assert_no_dangling_reference()
-    # PREPARE x2, Django's two (then empty) COMMITs, COMMIT PREPARED x2.
+    # PREPARE x2 (XA PREPARE on MariaDB), Django's two (then empty) COMMITs,
+    # COMMIT PREPARED x2 (XA COMMIT).
     assert boundaries == list(range(7))
 
 
