@@ -5,7 +5,7 @@ leaves one written and the other not. crossfk chooses which goes first, from
 what it declares it did inside the block (``declare()``), never from the SQL
 that ran: when the block adds references, targets commit before the rows
 that refer to them (a crash leaves an unreferenced target), except that a
-database where crossfk only read and locked targets (FOR KEY SHARE) commits
+database where crossfk only read and locked targets (a shared row lock) commits
 last, keeping its locks until the references are committed; when a delete
 removed references, the referencing databases commit first (a crash leaves
 an unreferenced target again, never a dangling reference). With
@@ -301,7 +301,7 @@ def declare(
     crossfk did there: the commit order follows from these facts alone.
 
     ``writes``: rows were added or changed there (a target saved, references
-    written); ``locks``: targets were locked FOR KEY SHARE there, to write
+    written); ``locks``: targets were locked with a shared lock there, to write
     references to them elsewhere; ``deletes``: a delete removed references
     to targets in another database.
     """
