@@ -150,10 +150,14 @@ def failed_responses(page: Page) -> list[str]:
         if response.status >= 400 and not response.url.endswith("/favicon.ico"):
             failures.append(f"{response.status} {response.url}")
 
+    def unanswered(request) -> None:
+        # Select2 aborts its pending autocomplete request when the next key
+        # comes: the page cancelled it, the server did not fail it.
+        if request.failure != "net::ERR_ABORTED":
+            failures.append(f"no answer {request.url} ({request.failure})")
+
     page.on("response", check)
-    page.on(
-        "requestfailed", lambda request: failures.append(f"no answer {request.url}")
-    )
+    page.on("requestfailed", unanswered)
     return failures
 
 
