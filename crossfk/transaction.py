@@ -25,7 +25,6 @@ committed.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -34,62 +33,21 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from django.db import DatabaseError, NotSupportedError, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 from crossfk.parallel import connect_at_once, run_per_alias
 from crossfk.placement import names, working_aliases
 from crossfk.relations import CrossRelation, cross_foreign_keys
 from crossfk.resolvers import in_databases
-
-# Global transaction id of one participant: the block's id, the position of
-# this database in the block's numbering (1 prepares and commits first), and
-# how many databases took part.
-PREPARED_GID = re.compile(
-    r"^crossfk:(?P<block>[0-9a-f]{32}):(?P<index>\d+):(?P<count>\d+)$"
+from crossfk.twophase import (
+    TWO_PHASE_VENDORS,
+    finish_prepared,
+    prepared_gid,
+    transaction_id,
 )
-
-# The vendors whose two-phase commit crossfk drives.
-TWO_PHASE_VENDORS = ("postgresql", "mysql")
-
-# MariaDB's answer to XA COMMIT of a branch that wrote nothing: it prepared
-# it without keeping anything to commit (XA_RBROLLBACK).
-XA_READ_ONLY_BRANCH = 1402
-
 
 # What a block is left with: sys.exc_info()'s triple, or three Nones.
 Outcome = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
-
-
-def prepared_gid(block_id: str, index: int, count: int) -> str:
-    return f"crossfk:{block_id}:{index}:{count}"
-
-
-def transaction_id(connection: BaseDatabaseWrapper, gid: str) -> str:
-    """``gid`` as the SQL of PREPARE TRANSACTION, XA START and the statements
-    that finish them, which take no parameters: it is spliced into SQL, so
-    only a crossfk gid passes.
-
-    On MariaDB and MySQL the branch qualifier is the database's name, in
-    hexadecimal (any name is safe so): XA RECOVER lists the branches of the
-    whole server, and ``crossfk_recover`` finishes only each database's own.
-    """
-    if not PREPARED_GID.match(gid):
-        raise ValueError(f"Not a crossfk transaction id: {gid!r}")
-    if connection.vendor == "postgresql":
-        return f"'{gid}'"
-    branch = xa_branch(connection)
-    if len(branch) > 64:
-        raise NotSupportedError(
-            f"two_phase=True on {connection.alias!r}: XA names a branch in at "
-            f"most 64 bytes, and the database name {branch!r} is longer."
-        )
-    return f"'{gid}', X'{branch.hex()}'"
-
-
-def xa_branch(connection: BaseDatabaseWrapper) -> bytes:
-    """The branch qualifier of ``connection``'s XA transactions."""
-    return str(connection.settings_dict["NAME"]).encode()
 
 
 def references() -> Counter[tuple[str, str]]:
@@ -666,26 +624,6 @@ class CrossAtomic(ContextDecorator):
 
         errors = run_per_alias(settle_one, aliases, lend=True).values()
         return next((e for e in errors if e is not None), None)
-
-
-def finish_prepared(gids: dict[str, str], commit: bool) -> None:
-    """COMMIT or ROLLBACK each alias's prepared transaction, at once."""
-    verb = "COMMIT" if commit else "ROLLBACK"
-
-    def finish(alias: str) -> None:
-        connection = connections[alias]
-        xid = transaction_id(connection, gids[alias])
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(f"{verb} PREPARED {xid}")
-                return
-            try:
-                cursor.execute(f"XA {verb} {xid}")
-            except DatabaseError as error:
-                if not (commit and error.args[0] == XA_READ_ONLY_BRANCH):
-                    raise
-
-    run_per_alias(finish, gids, lend=True)
 
 
 @overload

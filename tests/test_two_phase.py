@@ -22,7 +22,7 @@ from django.db import (
 )
 
 from crossfk import CrossDBTransactionError, atomic
-from crossfk.transaction import prepared_gid
+from crossfk.twophase import prepared_gid
 from tests.factories import LinkFactory, PostFactory
 from tests.testapp.models import Link, Post
 

@@ -21,7 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connections
 
-from crossfk.transaction import (
+from crossfk.twophase import (
     PREPARED_GID,
     TWO_PHASE_VENDORS,
     finish_prepared,
