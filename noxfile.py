@@ -43,24 +43,28 @@ CI_CELLS = {
     ("3.12", "6.0", "postgresql+mariadb"),
     ("3.13", "5.2", "mariadb+sqlite"),
 }
-SERVER_VARIABLES = {
-    "postgresql": ("CROSSFK_PG_PORT_DEFAULT", "CROSSFK_PG_PORT_SECONDARY"),
-    "mariadb": ("CROSSFK_MARIADB_PORT_DEFAULT", "CROSSFK_MARIADB_PORT_SECONDARY"),
+# The script that starts a vendor's two servers, and the variables naming them.
+SERVERS = {
+    "postgresql": (".ci/pg", ("CROSSFK_PG_PORT_DEFAULT", "CROSSFK_PG_PORT_SECONDARY")),
+    "mariadb": (
+        ".ci/mariadb",
+        ("CROSSFK_MARIADB_PORT_DEFAULT", "CROSSFK_MARIADB_PORT_SECONDARY"),
+    ),
 }
 
 nox.options.reuse_venv = "yes"
-nox.options.error_on_missing_interpreters = True
 
 
 def interpreter(version: str) -> str:
     """pyenv's newest build of ``version`` where there is one (pyenv's shims
     hide the versions it has not selected), else ``version`` for nox to find."""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    builds = sorted(
-        root.glob(f"versions/{version}.*/bin/python{version}"),
-        key=lambda path: int(re.sub(r"^\d+\.\d+\.(\d+).*", r"\1", path.parts[-3])),
-    )
-    return str(builds[-1]) if builds else version
+    builds = {
+        int(path.parts[-3].rsplit(".", 1)[1]): path
+        for path in root.glob(f"versions/{version}.*/bin/python{version}")
+        if re.fullmatch(rf"{re.escape(version)}\.\d+", path.parts[-3])
+    }
+    return str(builds[max(builds)]) if builds else version
 
 
 def django(version: str) -> str:
@@ -70,12 +74,15 @@ def django(version: str) -> str:
 
 
 def require_servers(session: nox.Session, db: str) -> None:
-    for vendor in set(db.split("+")) & set(SERVER_VARIABLES):
-        missing = [name for name in SERVER_VARIABLES[vendor] if name not in os.environ]
+    """Stop with the way to start the servers ``db`` needs where their
+    variables are missing, rather than with a KeyError from the settings."""
+    for vendor in set(db.split("+")) & set(SERVERS):
+        script, variables = SERVERS[vendor]
+        missing = [name for name in variables if name not in os.environ]
         if missing:
             session.error(
                 f"{db} needs {', '.join(missing)}: start two {vendor} servers "
-                f"with .ci/{'pg' if vendor == 'postgresql' else vendor} start DIR"
+                f"with {script} start DIR, and export what it prints"
             )
 
 
@@ -122,6 +129,7 @@ def tests(session: nox.Session, django_version: str, db: str) -> None:
 @nox.session(name="django-tests")
 @nox.parametrize(
     ("python", "django_version", "db"),
+    # Each Django on its oldest Python; CI runs the oldest and newest Django.
     [
         cell(pythons[0], django_version, db, in_ci=django_version != "6.0")
         for django_version, pythons in DJANGO_PYTHONS.items()
