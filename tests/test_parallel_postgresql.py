@@ -3,6 +3,8 @@
 (SQLite's in-memory test databases are never closed, by Django's design.)
 """
 
+import time
+
 import pytest
 from django.db import connections
 
@@ -17,13 +19,20 @@ pytestmark = [
 
 
 def backends_on(alias):
-    """How many connections the database of ``alias`` has, this one aside."""
+    """How many connections the database of ``alias`` has, this one aside,
+    once those just closed are gone: a server process leaves pg_stat_activity
+    a moment after its client hangs up (under load, after the next query)."""
+    deadline = time.monotonic() + 5
     with connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            (count,) = cursor.fetchone()
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
 
 
 def read_in_worker(alias):
