@@ -234,14 +234,24 @@ def test_an_error_of_the_meanwhile_task_is_raised_once_every_call_ended():
 # A delete over the tenants, written and committed at once -------------------------
 
 
-def statement_threads(aliases):
-    """Record, per alias, the thread each DELETE ran in: {alias: {thread}}."""
+def statement_threads(aliases, *, meet=False):
+    """Record, per alias, the thread each DELETE ran in: {alias: {thread}}.
+
+    With ``meet``, each DELETE waits (up to 5 s) until DELETEs have run in
+    two threads: a pool thread quick enough to take every alias's step in
+    turn then cannot pass for parallel work, nor hide it."""
     threads = {alias: set() for alias in aliases}
+    lock, two_threads = threading.Lock(), threading.Event()
 
     def wrapper_for(alias):
         def record(execute, sql, params, many, context):
             if sql.startswith("DELETE"):
-                threads[alias].add(threading.get_ident())
+                with lock:
+                    threads[alias].add(threading.get_ident())
+                    if len(set().union(*threads.values())) > 1:
+                        two_threads.set()
+                if meet:
+                    two_threads.wait(timeout=5)
             return execute(sql, params, many, context)
 
         return record
@@ -262,7 +272,7 @@ def notes_in_every_tenant():
 @pytest.mark.parametrize("max_parallel", [8, 1])
 def test_a_cascade_deletes_in_every_tenant_at_once(max_parallel):
     customer, other = notes_in_every_tenant()
-    threads, wrappers = statement_threads(TENANTS)
+    threads, wrappers = statement_threads(TENANTS, meet=max_parallel > 1)
     with override_settings(CROSSFK_MAX_PARALLEL=max_parallel):
         for wrapper in wrappers:
             wrapper.__enter__()
