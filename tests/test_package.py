@@ -1,6 +1,6 @@
 """The package's shape: no import cycle between crossfk's modules (not even
 one behind an import inside a function), the documented check ids, one
-version, and classifiers that name what CI tests."""
+version, and classifiers that name what the test matrix (noxfile.py) tests."""
 
 import ast
 import importlib
@@ -97,15 +97,37 @@ def test_factories_name_the_extra_when_factory_boy_is_missing(monkeypatch):
         importlib.import_module("crossfk.factories")
 
 
-def test_the_classifiers_name_what_ci_tests():
-    ci = (PACKAGE.parent / ".ci" / "run").read_text()
-    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
-    djangos = set(re.findall(r"^DJANGO_\d+='django>=(\d+\.\d+),", ci, re.MULTILINE))
-    pythons = {"3.11"} | set(
-        re.findall(r"^PY3\d+=/root/\.pyenv/versions/(3\.\d+)", ci, re.MULTILINE)
-    )
+def noxfile_constant(name: str):
+    """The literal value of ``name`` in noxfile.py, read without nox."""
+    tree = ast.parse((PACKAGE.parent / "noxfile.py").read_text())
+    (value,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [target.id for target in node.targets if isinstance(target, ast.Name)]
+        == [name]
+    ]
+    return ast.literal_eval(value)
 
-    assert djangos == set(re.findall(r'"Framework :: Django :: ([\d.]+)"', pyproject))
-    assert pythons == set(
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(map(int, text.split(".")))
+
+
+def test_the_classifiers_name_what_the_matrix_tests():
+    django_pythons = noxfile_constant("DJANGO_PYTHONS")
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+
+    assert set(django_pythons) == set(
+        re.findall(r'"Framework :: Django :: ([\d.]+)"', pyproject)
+    )
+    assert set().union(*django_pythons.values()) == set(
         re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    )
+    # The dependency is capped above the newest Django the matrix tests.
+    oldest, *_, newest = sorted(django_pythons, key=version)
+    major, minor = version(newest)
+    assert f'["Django>={oldest},<{major}.{minor + 1}"]' in pyproject
+    assert f'requires-python = ">={min(django_pythons[oldest], key=version)}"' in (
+        pyproject
     )
