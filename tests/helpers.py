@@ -1,7 +1,9 @@
-"""What several test modules share: comparing ids, and Hypothesis settings."""
+"""What several test modules share: comparing ids, Hypothesis settings, and
+a write that races a delete's lock."""
 
 import os
 
+from django.db import connections
 from hypothesis import HealthCheck, settings
 
 
@@ -29,3 +31,24 @@ def differential_settings(examples: int) -> settings:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
+
+
+def insert_at_lock(alias: str, model, **values):
+    """An execute wrapper that, just before the first FOR UPDATE statement it
+    runs, inserts a row of ``model`` in ``alias`` with ``values`` (by column
+    name), as another process committing then would."""
+    inserted = []
+
+    def insert(execute, sql, params, many, context):
+        if "FOR UPDATE" in sql and not inserted:
+            columns = ", ".join(values)
+            with connections[alias].cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {model._meta.db_table} ({columns}) "
+                    f"VALUES ({', '.join(['%s'] * len(values))})",
+                    list(values.values()),
+                )
+            inserted.append(True)
+        return execute(sql, params, many, context)
+
+    return insert

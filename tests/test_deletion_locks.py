@@ -17,6 +17,7 @@ from django.db.models.deletion import Collector
 from crossfk import CrossDBTransactionError, atomic
 from tests.deletecases.factories import CROSS_FACTORIES
 from tests.deletecases.models import CROSS
+from tests.helpers import insert_at_lock
 
 Target, Cascaded, Restricted = CROSS.Target, CROSS.Cascaded, CROSS.Restricted
 TargetFactory = CROSS_FACTORIES["Target"]
@@ -82,28 +83,19 @@ def test_reference_created_in_a_database_left_out_of_the_block_refuses_the_delet
     # delete takes its lock cannot be cascaded there: "secondary" is in no
     # transaction that the outer block settles.
     target = TargetFactory()
-    created = []
-
-    def reference_while_locking(execute, sql, params, many, context):
-        if "FOR UPDATE" in sql and not created:
-            with connections["secondary"].cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {Cascaded._meta.db_table} (name, target_id) "
-                    f"VALUES (%s, %s)",
-                    ["made meanwhile", target.pk],
-                )
-            created.append("made meanwhile")
-        return execute(sql, params, many, context)
+    insert = insert_at_lock(
+        "secondary", Cascaded, name="made meanwhile", target_id=target.pk
+    )
 
     with (
         transaction.atomic(),
-        connections["default"].execute_wrapper(reference_while_locking),
+        connections["default"].execute_wrapper(insert),
         pytest.raises(CrossDBTransactionError, match="The delete's recheck needs"),
     ):
         target.delete()
 
     assert Target.objects.filter(pk=target.pk).exists()
-    assert list(Cascaded.objects.values_list("name", flat=True)) == created
+    assert list(Cascaded.objects.values_list("name", flat=True)) == ["made meanwhile"]
 
 
 # InnoDB's REPEATABLE READ: the references' database read before the delete --

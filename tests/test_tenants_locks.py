@@ -6,6 +6,7 @@ from django.db import connections
 
 from crossfk import CrossDBTransactionError, partition
 from tests.factories import CustomerFactory, OrderFactory
+from tests.helpers import insert_at_lock
 from tests.tenants.models import TENANTS, Customer, Note, Order
 
 pytestmark = [
@@ -21,22 +22,13 @@ def test_a_reference_written_meanwhile_in_a_tenant_left_out_fails_the_delete():
     customer = CustomerFactory()
     with partition("tenant_1"):
         order = OrderFactory(customer=customer)
-    written = []
-
-    def note_while_locking(execute, sql, params, many, context):
-        if "FOR UPDATE" in sql and not written:
-            # As another process would, committed just before the lock.
-            with connections["tenant_3"].cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {Note._meta.db_table} (customer_id, text) "
-                    f"VALUES (%s, %s)",
-                    [customer.pk, "written meanwhile"],
-                )
-            written.append("written meanwhile")
-        return execute(sql, params, many, context)
+    # As another process would, a note committed just before the lock.
+    insert = insert_at_lock(
+        "tenant_3", Note, customer_id=customer.pk, text="written meanwhile"
+    )
 
     with (
-        connections["default"].execute_wrapper(note_while_locking),
+        connections["default"].execute_wrapper(insert),
         pytest.raises(CrossDBTransactionError) as raised,
     ):
         customer.delete()
@@ -51,4 +43,4 @@ def test_a_reference_written_meanwhile_in_a_tenant_left_out_fails_the_delete():
         order.pk
     ]
     notes = Note.objects.using("tenant_3").values_list("text", flat=True)
-    assert list(notes) == written
+    assert list(notes) == ["written meanwhile"]
