@@ -103,16 +103,16 @@ class Participant(transaction.Atomic):
         self.gid, self.state = gid, "started"
 
     def prepare(self, gid: str) -> None:
-        connection = connections[self.alias]
-        with connection.cursor() as cursor:
+        xid = transaction_id(connections[self.alias], gid)
+        with connections[self.alias].cursor() as cursor:
             if self.state == "started":
-                cursor.execute(f"XA END {transaction_id(connection, gid)}")
+                cursor.execute(f"XA END {xid}")
                 self.state = "ended"
-                cursor.execute(f"XA PREPARE {transaction_id(connection, gid)}")
+                cursor.execute(f"XA PREPARE {xid}")
             else:
                 # PREPARE ends the session's transaction: the commit Django
                 # then runs on leaving the block has nothing left to do.
-                cursor.execute(f"PREPARE TRANSACTION {transaction_id(connection, gid)}")
+                cursor.execute(f"PREPARE TRANSACTION {xid}")
         self.gid, self.state = gid, "prepared"
 
     @property
@@ -310,8 +310,8 @@ class CrossAtomic(ContextDecorator):
             alias
             for alias in self.aliases
             if connections[alias].vendor == "mysql"
-            and transaction_owner(alias) is not None
-            and not getattr(transaction_owner(alias), "two_phase", False)
+            and (owner := transaction_owner(alias)) is not None
+            and not getattr(owner, "two_phase", False)
         ]
         if begun:
             raise CrossDBTransactionError(
