@@ -1,5 +1,6 @@
 """Foreign keys between Django models that live in different databases."""
 
+from crossfk.deferred import DEFERRED_CASCADE, DEFERRED_SET, DEFERRED_SET_NULL
 from crossfk.exceptions import (
     CrossDBIntegrityError,
     CrossDBTransactionError,
@@ -21,6 +22,9 @@ __all__ = [
     "CrossDBIntegrityError",
     "CrossDBTransactionError",
     "CrossQuerySet",
+    "DEFERRED_CASCADE",
+    "DEFERRED_SET",
+    "DEFERRED_SET_NULL",
     "IdSetTooLarge",
     "MultiDBManager",
     "PartitionError",

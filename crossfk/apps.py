@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class CrossFKConfig(AppConfig):
     name = "crossfk"
+    default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Cross-database foreign keys"
 
     def ready(self) -> None:

@@ -37,6 +37,7 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector
 
+from crossfk import deferred
 from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import latest_rows, lock_for_update, locks_rows
 from crossfk.parallel import release_connections, run_per_alias
@@ -100,6 +101,8 @@ class CrossDeletion:
         self.model_order: dict[type[Model], None] = {}
         # (action, field, referencing rows) of each cross relation met.
         self.applied_actions: list[tuple[OnDelete, CrossRelation, QuerySet[Any]]] = []
+        # (field, alias of the deleted targets) of each deferred action met.
+        self.deferred_actions: dict[tuple[CrossRelation, str], None] = {}
         setattr(root, DELETION, self)
         # The one place crossfk replaces a method of a Django object:
         # Model.delete() and QuerySet.delete() build a Collector and call its
@@ -137,7 +140,14 @@ class CrossDeletion:
     ) -> None:
         """Run ``action`` for the rows of ``field`` that refer to targets
         deleted in ``target_alias``, in each database they may live in
-        (every tenant's; the targets' own, for a target local to each)."""
+        (every tenant's; the targets' own, for a target local to each).
+
+        A deferred action only notes the relation: its outbox rows are
+        written with the delete, and no database is asked anything now.
+        """
+        if deferred.is_deferred(action):
+            self.deferred_actions[field, target_alias] = None
+            return
         # The admin's NestedObjects asks for select_related() on the relation,
         # a join the referencing database cannot make.
         sub_objs = sub_objs.select_related(None)
@@ -275,6 +285,7 @@ class CrossDeletion:
             deleted_counter: Counter[str] = Counter()
             self.fast_delete_and_update(deleted_counter, aliases)
             self.delete_batches(batches, deleted_counter)
+            self.record_deferred_actions()
         self.clear_primary_keys(batches)
         return sum(deleted_counter.values()), dict(deleted_counter)
 
@@ -421,6 +432,16 @@ class CrossDeletion:
             if count:
                 deleted_counter[model._meta.label] += count
             self.send(signals.post_delete, batch)
+
+    def record_deferred_actions(self) -> None:
+        """Write the outbox rows of the targets deleted with a deferred action."""
+        by_alias: defaultdict[str, dict[CrossRelation, list[Any]]] = defaultdict(dict)
+        for field, alias in self.deferred_actions:
+            attname = field.target_field.attname
+            targets = self.collectors[alias].data.get(field.remote_field.model, ())
+            by_alias[alias][field] = [getattr(target, attname) for target in targets]
+        for alias, targets in by_alias.items():
+            deferred.record(alias, targets)
 
     def clear_primary_keys(self, batches: list[Batch]) -> None:
         for _, model, instances in batches:

@@ -22,6 +22,7 @@ from django.db import models, router
 from django.db.models import signals
 from django.db.models.sql import Query
 
+from crossfk.deferred import DEFERRED_SET_NULL
 from crossfk.deletion import CrossOnDelete
 from crossfk.descriptors import CrossDBForwardDescriptor, CrossDBReverseDescriptor
 from crossfk.exceptions import CrossDBIntegrityError, PartitionError
@@ -558,10 +559,11 @@ class CrossDBForeignKey(models.ForeignKey[Any, Any]):
                     id="crossfk.E007",
                 )
             ]
-        if on_delete is models.SET_NULL and not self.null:
+        if on_delete in (models.SET_NULL, DEFERRED_SET_NULL) and not self.null:
             return [
                 checks.Error(
-                    f"{self.describe()} has on_delete=SET_NULL but is not null=True.",
+                    f"{self.describe()} has on_delete={on_delete.__name__} but "
+                    f"is not null=True.",
                     hint="Set null=True on the field, or choose another on_delete.",
                     obj=self,
                     id="crossfk.E003",

@@ -26,6 +26,7 @@ class CrossRelation(Protocol):
     null: bool
     remote_field: Any
     crosses_databases: bool
+    cross_on_delete: Any  # the on_delete it was declared with
 
     @property
     def target_field(self) -> Any: ...

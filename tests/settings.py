@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "tests.lookuptwins",
     "tests.deletetwins",
     "tests.deletecases",
+    "tests.deferred",
     "tests.tenants",
     "tests.shards",
 ]

@@ -1,0 +1,237 @@
+"""Applying deferred referential actions: ``crossfk_cleanup`` and its task.
+
+Each batch claims up to ``batch_size`` outbox rows of one database for a
+while (a lease), applies their actions to at most ``batch_size`` referencing
+rows, deletes the outbox rows whose targets have no referencing row left,
+and hands back the others. Nothing of a batch runs inside a transaction
+longer than one statement or one Django ``delete()``.
+
+A batch is idempotent: deleting or re-pointing the rows that still refer to
+a deleted target can be done again without harm, so a worker killed at any
+point loses nothing (its claim lapses, the next worker applies the rest) and
+applies nothing twice wrongly. The claim is taken with ``SKIP LOCKED`` where
+the server has it, so that several workers share the outbox without waiting
+on each other; a row is claimed by one worker at a time on every backend.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+
+from crossfk.deferred import DEFERRED_CASCADE, is_deferred, new_value, relation_label
+from crossfk.relations import CrossRelation, cross_foreign_keys
+
+DEFAULT_BATCH_SIZE = 1000
+# How long a claim holds before another worker may take the rows over.
+LEASE = timedelta(minutes=5)
+
+
+def deferred_relations() -> dict[str, CrossRelation]:
+    """Every relation with a deferred action, by its outbox label."""
+    return {
+        relation_label(field): field
+        for field in cross_foreign_keys()
+        if is_deferred(field.cross_on_delete)
+    }
+
+
+def outbox_aliases() -> list[str]:
+    """The databases whose outbox a deferred action may write to."""
+    aliases = {
+        alias for field in deferred_relations().values() for alias in field.target_aliases
+    }
+    return sorted(aliases)
+
+
+def outbox(alias: str) -> QuerySet[Any]:
+    from crossfk.models import PendingCleanup
+
+    return PendingCleanup.objects.using(alias)
+
+
+@dataclass
+class Progress:
+    """What a run of the worker did."""
+
+    batches: int = 0
+    finished: int = 0  # outbox rows done with
+    rows: Counter[str] = field(default_factory=Counter)  # by model label
+    timed_out: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "finished": self.finished,
+            "rows": dict(self.rows),
+            "timed_out": self.timed_out,
+        }
+
+
+def clean_up(
+    aliases: Iterable[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    time_limit: float | None = None,
+) -> Progress:
+    """Apply the outbox of each alias (by default every one that may hold
+    one) in batches, until it is empty or ``time_limit`` seconds have passed."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}.")
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    relations = deferred_relations()
+    progress = Progress()
+    for alias in outbox_aliases() if aliases is None else aliases:
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                progress.timed_out = True
+                return progress
+            if not run_batch(alias, relations, batch_size, progress):
+                break
+    return progress
+
+
+def run_batch(
+    alias: str,
+    relations: dict[str, CrossRelation],
+    batch_size: int,
+    progress: Progress,
+) -> bool:
+    """Claim, apply and finish one batch of ``alias``'s outbox; False if
+    nothing was left to claim."""
+    token = uuid.uuid4()
+    claimed = claim(alias, relations, batch_size, token)
+    if not claimed:
+        return False
+    progress.batches += 1
+    budget = batch_size
+    finished: list[int] = []
+    for label, rows in group_by_relation(claimed).items():
+        field = relations[label]
+        values = {field.target_field.to_python(row.target): row.pk for row in rows}
+        revived = existing_targets(field, alias, values)
+        pending = [value for value in values if value not in revived]
+        done = True
+        for referencing_alias in field.referencing_aliases_for(alias) if pending else ():
+            applied = apply(field, referencing_alias, pending, budget, progress)
+            if applied == budget:  # rows may be left, here or in the next alias
+                done = False
+                break
+            budget -= applied
+        if done:
+            finished += [row.pk for row in rows]
+    if finished:
+        outbox(alias).filter(pk__in=finished).delete()
+        progress.finished += len(finished)
+    # The rest goes back at once: the next batch takes it up again.
+    outbox(alias).filter(claimed_by=token).update(claimed_by=None, claimed_until=None)
+    return True
+
+
+def claim(
+    alias: str, relations: dict[str, CrossRelation], batch_size: int, token: uuid.UUID
+) -> list[Any]:
+    """Take the oldest unclaimed (or lapsed) outbox rows for ``token``."""
+    now = timezone.now()
+    claimable = outbox(alias).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        relation__in=relations,
+    )
+    features = connections[alias].features
+    with transaction.atomic(using=alias):
+        candidates = claimable.select_for_update(
+            skip_locked=features.has_select_for_update_skip_locked
+        ).order_by("pk")
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return []
+        # The filter again: where no row lock was taken (SQLite), a row
+        # another worker claimed meanwhile is not taken from it.
+        claimable.filter(pk__in=ids).update(claimed_by=token, claimed_until=now + LEASE)
+    return list(outbox(alias).filter(claimed_by=token).order_by("pk"))
+
+
+def group_by_relation(rows: list[Any]) -> dict[str, list[Any]]:
+    grouped: defaultdict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row.relation].append(row)
+    return grouped
+
+
+def existing_targets(field: CrossRelation, alias: str, values: Iterable[Any]) -> set[Any]:
+    """Those of ``values`` that name a target again (a key reused since the
+    delete): the rows referring to them are its, and are left alone."""
+    target_model = field.remote_field.model
+    attname = field.target_field.attname
+    return set(
+        target_model._base_manager.using(alias)
+        .filter(**{f"{attname}__in": list(values)})
+        .values_list(attname, flat=True)
+    )
+
+
+def apply(
+    field: CrossRelation,
+    alias: str,
+    values: list[Any],
+    limit: int,
+    progress: Progress,
+) -> int:
+    """Apply ``field``'s deferred action to at most ``limit`` rows of ``alias``
+    that refer to ``values``; return how many it found."""
+    if not values:
+        return 0
+    model = field.model
+    referring = model._base_manager.using(alias).filter(
+        **{f"{field.attname}__in": values}
+    )
+    pks = list(referring.order_by("pk").values_list("pk", flat=True)[:limit])
+    if not pks:
+        return 0
+    # Still referring: a row pointed elsewhere since it was read keeps its value.
+    batch = referring.filter(pk__in=pks)
+    if field.cross_on_delete is DEFERRED_CASCADE:
+        progress.rows.update(batch.delete()[1])
+    else:
+        updated = batch.update(**{field.name: new_value(field)})
+        progress.rows[model._meta.label] += updated
+    return len(pks)
+
+
+@dataclass
+class Backlog:
+    """The pending outbox rows of one relation in one database."""
+
+    relation: str
+    alias: str
+    pending: int
+    oldest: datetime
+
+    def age(self, now: datetime) -> float:
+        return (now - self.oldest).total_seconds()
+
+
+def backlog(aliases: Iterable[str] | None = None) -> list[Backlog]:
+    """Pending outbox rows per relation and database, with the oldest."""
+    result = []
+    for alias in outbox_aliases() if aliases is None else aliases:
+        per_relation = (
+            outbox(alias)
+            .values("relation")
+            .annotate(pending=Count("pk"), oldest=Min("deleted_at"))
+            .order_by("relation")
+        )
+        result += [
+            Backlog(row["relation"], alias, row["pending"], row["oldest"])
+            for row in per_relation
+        ]
+    return result

@@ -1,0 +1,154 @@
+"""Deferred referential actions: what a delete records, what the worker applies."""
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from crossfk import DEFERRED_SET_NULL
+from crossfk.cleanup import backlog, clean_up
+from crossfk.models import PendingCleanup
+from crossfk.testing import assert_queries_per_db
+from tests.deferred.models import (
+    PLACEHOLDER,
+    Article,
+    Comment,
+    Flag,
+    Mark,
+    Reply,
+    Section,
+    Vote,
+)
+
+pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
+
+
+def outbox(alias="default"):
+    return sorted(PendingCleanup.objects.using(alias).values_list("relation", "target"))
+
+
+def article_with_children(title="a", comments=2):
+    article = Article.objects.create(title=title)
+    section = Section.objects.create(article=article)
+    for number in range(comments):
+        comment = Comment.objects.create(article=article, text=f"{title}{number}")
+        Reply.objects.create(comment=comment)
+        Flag.objects.create(comment=comment)
+    Vote.objects.create(section=section)
+    Mark.objects.create(article=article)
+    return article, section
+
+
+def test_delete_records_one_outbox_row_per_target_and_relation():
+    article, section = article_with_children()
+    pk, section_pk = article.pk, section.pk
+    # Select the sections, then (in a savepoint) delete, and insert the outbox
+    # rows in one statement; nothing is asked of "secondary".
+    with assert_queries_per_db({"default": 6, "secondary": 0}):
+        deleted = article.delete()
+    assert deleted == (2, {"deferred.Section": 1, "deferred.Article": 1})
+    assert outbox() == [
+        ("deferred.Comment.article", str(pk)),
+        ("deferred.Mark.article", str(pk)),
+        ("deferred.Vote.section", str(section_pk)),
+    ]
+    assert outbox("secondary") == []
+    assert Comment.objects.count() == 2  # untouched until the worker runs
+
+
+def test_queryset_delete_records_every_target():
+    first, _ = article_with_children("a")
+    second, _ = article_with_children("b")
+    Article.objects.filter(pk__in=[first.pk, second.pk]).delete()
+    comment_targets = [t for r, t in outbox() if r == "deferred.Comment.article"]
+    assert sorted(comment_targets) == sorted([str(first.pk), str(second.pk)])
+
+
+def test_rolled_back_delete_records_nothing():
+    article, _ = article_with_children()
+    pk = article.pk
+    with pytest.raises(RuntimeError), transaction.atomic(using="default"):
+        article.delete()
+        assert len(outbox()) == 3
+        raise RuntimeError
+    assert outbox() == []
+    assert Article.objects.filter(pk=pk).exists()
+
+
+def test_cleanup_applies_each_action():
+    article, section = article_with_children()
+    kept, _ = article_with_children("kept", comments=1)
+    article.delete()
+    progress = clean_up()
+    assert progress.finished == 3
+    assert outbox() == []
+    assert list(Comment.objects.values_list("article_id", flat=True)) == [kept.pk]
+    assert Reply.objects.count() == 1
+    assert Flag.objects.count() == 1  # the deleted comments' flags, across again
+    votes = dict(Vote.objects.values_list("pk", "section_id"))
+    assert sorted(votes.values(), key=str) == sorted(
+        [None, kept.sections.get().pk], key=str
+    )
+    placeholder = Article.objects.get(title=PLACEHOLDER)
+    assert sorted(Mark.objects.values_list("article_id", flat=True)) == sorted(
+        [placeholder.pk, kept.pk]
+    )
+    assert progress.rows == {
+        "deferred.Comment": 2,
+        "deferred.Reply": 2,
+        "deferred.Flag": 2,
+        "deferred.Vote": 1,
+        "deferred.Mark": 1,
+    }
+
+
+def test_cleanup_works_in_batches():
+    article = Article.objects.create(title="big")
+    Comment.objects.bulk_create(Comment(article=article) for _ in range(25))
+    article.delete()
+    progress = clean_up(batch_size=10)
+    assert progress.batches == 3
+    assert Comment.objects.count() == 0
+    assert outbox() == []
+
+
+def test_a_target_key_in_use_again_keeps_its_references():
+    article = Article.objects.create(title="again")
+    Comment.objects.create(article=article)
+    PendingCleanup.objects.using("default").create(
+        relation="deferred.Comment.article", target=str(article.pk)
+    )
+    clean_up()
+    assert Comment.objects.filter(article_id=article.pk).count() == 1
+    assert outbox() == []
+
+
+def test_time_limit_leaves_the_rest():
+    article, _ = article_with_children()
+    article.delete()
+    progress = clean_up(time_limit=0)
+    assert progress.timed_out and progress.batches == 0
+    assert len(outbox()) == 3
+
+
+def test_status_reports_and_fails_above_limits(capsys):
+    article, _ = article_with_children()
+    article.delete()
+    call_command("crossfk_cleanup", "--status")
+    out = capsys.readouterr().out
+    assert "deferred.Comment.article in 'default': 1 pending" in out
+    with pytest.raises(CommandError, match="3 pending rows, more than --max-pending 2"):
+        call_command("crossfk_cleanup", "--status", "--max-pending", "2")
+    call_command("crossfk_cleanup", "--status", "--max-pending", "3", "--max-age", "60")
+    call_command("crossfk_cleanup")
+    assert "3 outbox row(s) done in 1 batch(es)" in capsys.readouterr().out
+    assert backlog() == []
+
+
+def test_check_deferred_set_null_needs_null():
+    from crossfk import CrossDBForeignKey
+
+    field = CrossDBForeignKey(Article, DEFERRED_SET_NULL)
+    field.set_attributes_from_name("article")
+    field.model = Comment
+    assert [m.id for m in field._check_on_delete()] == ["crossfk.E003"]
