@@ -18,13 +18,13 @@ from crossfk.transaction import atomic
 __version__ = "0.1.0"  # The one place: pyproject.toml reads it from here.
 
 __all__ = [
+    "DEFERRED_CASCADE",
+    "DEFERRED_SET",
+    "DEFERRED_SET_NULL",
     "CrossDBForeignKey",
     "CrossDBIntegrityError",
     "CrossDBTransactionError",
     "CrossQuerySet",
-    "DEFERRED_CASCADE",
-    "DEFERRED_SET",
-    "DEFERRED_SET_NULL",
     "IdSetTooLarge",
     "MultiDBManager",
     "PartitionError",

@@ -48,7 +48,9 @@ def deferred_relations() -> dict[str, CrossRelation]:
 def outbox_aliases() -> list[str]:
     """The databases whose outbox a deferred action may write to."""
     aliases = {
-        alias for field in deferred_relations().values() for alias in field.target_aliases
+        alias
+        for field in deferred_relations().values()
+        for alias in field.target_aliases
     }
     return sorted(aliases)
 
@@ -117,11 +119,13 @@ def run_batch(
     finished: list[int] = []
     for label, rows in group_by_relation(claimed).items():
         field = relations[label]
-        values = {field.target_field.to_python(row.target): row.pk for row in rows}
+        values = [field.target_field.to_python(row.target) for row in rows]
         revived = existing_targets(field, alias, values)
         pending = [value for value in values if value not in revived]
         done = True
-        for referencing_alias in field.referencing_aliases_for(alias) if pending else ():
+        for referencing_alias in field.referencing_aliases_for(alias):
+            if not pending:
+                break
             applied = apply(field, referencing_alias, pending, budget, progress)
             if applied == budget:  # rows may be left, here or in the next alias
                 done = False
@@ -167,7 +171,9 @@ def group_by_relation(rows: list[Any]) -> dict[str, list[Any]]:
     return grouped
 
 
-def existing_targets(field: CrossRelation, alias: str, values: Iterable[Any]) -> set[Any]:
+def existing_targets(
+    field: CrossRelation, alias: str, values: Iterable[Any]
+) -> set[Any]:
     """Those of ``values`` that name a target again (a key reused since the
     delete): the rows referring to them are its, and are left alone."""
     target_model = field.remote_field.model

@@ -76,7 +76,7 @@ def test_rolled_back_delete_records_nothing():
 
 
 def test_cleanup_applies_each_action():
-    article, section = article_with_children()
+    article, _ = article_with_children()
     kept, _ = article_with_children("kept", comments=1)
     article.delete()
     progress = clean_up()
