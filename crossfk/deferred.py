@@ -14,17 +14,10 @@ the action in small batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-import django
-from django.conf import settings
-from django.db import transaction
-
 from crossfk.relations import CrossRelation
-
-# The task backend the cleanup task is enqueued on when a delete commits.
-DEFAULT_TASK_BACKEND = "default"
 
 
 def DEFERRED_CASCADE(collector: Any, field: Any, sub_objs: Any, using: str) -> None:
@@ -85,34 +78,3 @@ def new_value(field: CrossRelation) -> Any:
 def relation_label(field: CrossRelation) -> str:
     """How the outbox names a relation: ``"app_label.Model.field"``."""
     return f"{field.model._meta.label}.{field.name}"
-
-
-def record(alias: str, targets: dict[CrossRelation, Iterable[Any]]) -> None:
-    """Write the outbox rows of targets deleted in ``alias``, in its transaction.
-
-    Called inside the delete's atomic block: the rows commit or roll back
-    with the delete. When that block commits, the cleanup task is enqueued.
-    """
-    from crossfk.models import PendingCleanup
-
-    rows = [
-        PendingCleanup(relation=relation_label(field), target=str(value))
-        for field, values in targets.items()
-        for value in values
-    ]
-    if not rows:
-        return
-    PendingCleanup.objects.using(alias).bulk_create(rows)
-    if django.VERSION >= (6, 0) and task_backend() is not None:
-        transaction.on_commit(lambda: enqueue_cleanup(alias), using=alias)
-
-
-def task_backend() -> str | None:
-    """The ``TASKS`` backend the cleanup task goes to; None: not enqueued."""
-    return getattr(settings, "CROSSFK_CLEANUP_TASK_BACKEND", DEFAULT_TASK_BACKEND)
-
-
-def enqueue_cleanup(alias: str) -> None:
-    from crossfk.tasks import clean_up_deferred
-
-    clean_up_deferred.using(backend=task_backend()).enqueue(aliases=[alias])

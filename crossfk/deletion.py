@@ -37,9 +37,10 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector
 
-from crossfk import deferred
+from crossfk.deferred import is_deferred
 from crossfk.exceptions import CrossDBTransactionError
 from crossfk.locking import latest_rows, lock_for_update, locks_rows
+from crossfk.outbox import record_deleted_targets
 from crossfk.parallel import release_connections, run_per_alias
 from crossfk.placement import names
 from crossfk.relations import CrossRelation
@@ -145,7 +146,7 @@ class CrossDeletion:
         A deferred action only notes the relation: its outbox rows are
         written with the delete, and no database is asked anything now.
         """
-        if deferred.is_deferred(action):
+        if is_deferred(action):
             self.deferred_actions[field, target_alias] = None
             return
         # The admin's NestedObjects asks for select_related() on the relation,
@@ -441,7 +442,7 @@ class CrossDeletion:
             targets = self.collectors[alias].data.get(field.remote_field.model, ())
             by_alias[alias][field] = [getattr(target, attname) for target in targets]
         for alias, targets in by_alias.items():
-            deferred.record(alias, targets)
+            record_deleted_targets(alias, targets)
 
     def clear_primary_keys(self, batches: list[Batch]) -> None:
         for _, model, instances in batches:
