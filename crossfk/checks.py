@@ -1,5 +1,5 @@
-"""Project-wide checks: the router, the aliases models are placed in, and
-``ATOMIC_REQUESTS``."""
+"""Project-wide checks: the router, the aliases models are placed in,
+``ATOMIC_REQUESTS``, the backends, and the backlog of deferred actions."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Model
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from crossfk.cleanup import backlog, outbox_aliases
 from crossfk.fields import CrossDBForeignKey
 from crossfk.locking import SHARED_LOCKS
 from crossfk.managers import MultiDBManager
+from crossfk.models import PendingCleanup
 from crossfk.placement import missing_from_databases
 from crossfk.relations import cross_foreign_keys
 from crossfk.routers import PartitionRouter
@@ -257,4 +260,55 @@ def check_tables(
                         id="crossfk.W005",
                     )
                 )
+    return messages
+
+
+@checks.register(checks.Tags.models)
+def check_deferred_backlog(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The outbox of deferred actions: its table, and how old its oldest row is.
+
+    It reads the databases, so it runs in development (``DEBUG``, as
+    ``runserver`` has it) and when asked (``check --database``), not in
+    production. A database that cannot be reached is left to the checks and
+    commands that need it.
+    """
+    if databases is None and not settings.DEBUG:
+        return []
+    table = PendingCleanup._meta.db_table
+    max_age = getattr(settings, "CROSSFK_CLEANUP_WARN_AGE", 3600)
+    now = timezone.now()
+    messages: list[checks.CheckMessage] = []
+    for alias in outbox_aliases():
+        if databases is not None and alias not in databases:
+            continue
+        try:
+            if table not in connections[alias].introspection.table_names():
+                messages.append(
+                    checks.Error(
+                        f"Database '{alias}' holds targets of deferred on_delete "
+                        f"actions but not their outbox, table {table}: deleting "
+                        f"them fails.",
+                        hint="Run manage.py migrate_all: crossfk's migration "
+                        "creates the table in every database.",
+                        id="crossfk.E014",
+                    )
+                )
+                continue
+            pending = backlog([alias])
+        except DatabaseError:
+            continue
+        age = max((row.age(now) for row in pending), default=0)
+        if age > max_age:
+            messages.append(
+                checks.Warning(
+                    f"{sum(row.pending for row in pending)} deferred on_delete "
+                    f"action(s) are pending in database '{alias}', the oldest "
+                    f"for {age:.0f} s (CROSSFK_CLEANUP_WARN_AGE: {max_age} s).",
+                    hint="Run manage.py crossfk_cleanup and schedule it (or a "
+                    "django.tasks worker); crossfk_cleanup --status monitors it.",
+                    id="crossfk.W008",
+                )
+            )
     return messages

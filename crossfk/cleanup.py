@@ -29,6 +29,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from crossfk.deferred import DEFERRED_CASCADE, is_deferred, new_value, relation_label
+from crossfk.models import PendingCleanup
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 DEFAULT_BATCH_SIZE = 1000
@@ -55,9 +56,7 @@ def outbox_aliases() -> list[str]:
     return sorted(aliases)
 
 
-def outbox(alias: str) -> QuerySet[Any]:
-    from crossfk.models import PendingCleanup
-
+def outbox(alias: str) -> QuerySet[PendingCleanup]:
     return PendingCleanup.objects.using(alias)
 
 
@@ -241,3 +240,19 @@ def backlog(aliases: Iterable[str] | None = None) -> list[Backlog]:
             for row in per_relation
         ]
     return result
+
+
+def pending_targets(field: CrossRelation, values: Iterable[Any]) -> set[Any]:
+    """Those of ``values`` that a delete left to ``field``'s deferred action:
+    references to them are pending cleanup, not dangling."""
+    texts = {str(value): value for value in values}
+    if not texts or not is_deferred(field.cross_on_delete):
+        return set()
+    found: set[str] = set()
+    for alias in field.target_aliases:
+        found.update(
+            outbox(alias)
+            .filter(relation=relation_label(field), target__in=list(texts))
+            .values_list("target", flat=True)
+        )
+    return {texts[text] for text in found}

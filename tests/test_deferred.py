@@ -1,9 +1,12 @@
 """Deferred referential actions: what a delete records, what the worker applies."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from crossfk import DEFERRED_SET_NULL
 from crossfk.cleanup import backlog, clean_up
@@ -152,3 +155,50 @@ def test_check_deferred_set_null_needs_null():
     field.set_attributes_from_name("article")
     field.model = Comment
     assert [m.id for m in field._check_on_delete()] == ["crossfk.E003"]
+
+
+def test_crossfk_check_tells_pending_from_dangling(capsys):
+    article, _ = article_with_children()
+    pk = article.pk
+    lost = Article.objects.create(title="lost")
+    Comment.objects.create(article=lost)
+    # Deleted behind crossfk's back: no outbox row, a real dangling reference.
+    Article.objects.filter(pk=lost.pk)._raw_delete("default")
+    article.delete()
+    with pytest.raises(CommandError, match=r"^1 dangling reference"):
+        call_command("crossfk_check", "deferred.Comment", verbosity=2)
+    out = capsys.readouterr().out
+    assert (
+        "deferred.Comment.article -> deferred.Article (default): 1 dangling, "
+        "2 pending cleanup"
+    ) in out
+    assert f"article_id={lost.pk} is missing" in out
+    assert out.count(f"article_id={pk} is pending cleanup") == 2
+    # --fix leaves the pending ones to crossfk_cleanup.
+    call_command("crossfk_check", "deferred.Comment", fix="delete")
+    assert list(Comment.objects.values_list("article_id", flat=True)) == [pk, pk]
+
+
+def test_backlog_check_warns_when_old(settings):
+    from crossfk.checks import check_deferred_backlog
+
+    article, _ = article_with_children()
+    article.delete()
+    settings.DEBUG = False
+    assert check_deferred_backlog() == []
+    settings.DEBUG = True
+    assert check_deferred_backlog() == []  # not old yet
+    PendingCleanup.objects.using("default").update(
+        deleted_at=timezone.now() - timedelta(hours=2)
+    )
+    [warning] = check_deferred_backlog()
+    assert warning.id == "crossfk.W008"
+    assert warning.msg.startswith(
+        "3 deferred on_delete action(s) are pending in database 'default', the "
+        "oldest for 720"
+    )
+    settings.DEBUG = False
+    assert [m.id for m in check_deferred_backlog(databases=["default"])] == [
+        "crossfk.W008"
+    ]
+    assert check_deferred_backlog(databases=["secondary"]) == []

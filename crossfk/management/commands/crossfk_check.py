@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.db.models import QuerySet
 
+from crossfk.cleanup import pending_targets
 from crossfk.parallel import run_per_alias
 from crossfk.placement import names
 from crossfk.relations import CrossRelation, cross_foreign_keys
@@ -149,8 +150,11 @@ class Command(BaseCommand):
                 lambda alias: scans[alias].next_page(field, batch_size), pending
             )
             missing = self.missing_by_alias(field, pages)
+            awaiting = pending_targets(field, set().union(*missing.values()))
             for alias, page in pages.items():
-                broken = scans[alias].note_missing(field, page, missing[alias])
+                broken = scans[alias].note_missing(
+                    field, page, missing[alias], awaiting
+                )
                 if fix and broken:
                     self.fix(scans[alias].rows, field, fix, broken)
             if progress:
@@ -168,7 +172,7 @@ class Command(BaseCommand):
             if verbosity >= 2:
                 for line in scan.lines:
                     self.stdout.write(line)
-            self.stdout.write(self.summary(field, alias, scan.dangling, fix))
+            self.stdout.write(self.summary(field, alias, scan, fix))
         return sum(scan.dangling for scan in scans.values())
 
     def missing_by_alias(
@@ -187,8 +191,9 @@ class Command(BaseCommand):
         return dict.fromkeys(pages, missing)
 
     def summary(
-        self, field: CrossRelation, alias: str, dangling: int, fix: str | None
+        self, field: CrossRelation, alias: str, scan: Scan, fix: str | None
     ) -> str:
+        dangling = scan.dangling
         label = f"{field.model._meta.label}.{field.name}"
         target = field.remote_field.model._meta.label
         outcome = (
@@ -200,6 +205,7 @@ class Command(BaseCommand):
         return (
             f"{label}{where} -> {target} ({', '.join(field.target_aliases)}): "
             f"{dangling} dangling{outcome}"
+            + (f", {scan.pending} pending cleanup" if scan.pending else "")
         )
 
     def fix(
@@ -220,6 +226,7 @@ class Scan:
     last_pk: Any = None
     scanned: int = 0
     dangling: int = 0
+    pending: int = 0  # refer to targets whose deferred action is pending
     lines: list[str] = dataclass_field(default_factory=list)
 
     def next_page(self, field: CrossRelation, batch_size: int) -> list[tuple[Any, Any]]:
@@ -234,13 +241,26 @@ class Scan:
         return rows
 
     def note_missing(
-        self, field: CrossRelation, page: list[tuple[Any, Any]], missing: set[Any]
+        self,
+        field: CrossRelation,
+        page: list[tuple[Any, Any]],
+        missing: set[Any],
+        awaiting: set[Any],
     ) -> list[Any]:
-        """Count the rows of ``page`` whose target is ``missing``; their pks."""
-        broken = [(pk, target) for pk, target in page if target in missing]
+        """Count the rows of ``page`` whose target is ``missing``, those
+        ``awaiting`` their deferred action apart; the others' pks."""
+        label = field.model._meta.label
+        broken = []
+        for pk, target in page:
+            if target in awaiting:
+                self.pending += 1
+                self.lines.append(
+                    f"  {label} {pk!r}: {field.attname}={target!r} is pending cleanup"
+                )
+            elif target in missing:
+                broken.append(pk)
+                self.lines.append(
+                    f"  {label} {pk!r}: {field.attname}={target!r} is missing"
+                )
         self.dangling += len(broken)
-        self.lines += [
-            f"  {field.model._meta.label} {pk!r}: {field.attname}={target!r} is missing"
-            for pk, target in broken
-        ]
-        return [pk for pk, _ in broken]
+        return broken
