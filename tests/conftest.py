@@ -13,6 +13,8 @@ import pytest
 from django.db import connections
 
 collect_ignore_glob = []
+if django.VERSION < (6, 0):
+    collect_ignore_glob.append("*_django60.py")
 if django.VERSION < (6, 1):
     collect_ignore_glob.append("*_django61.py")
 

@@ -76,6 +76,9 @@ DATABASES = {
 }
 DATABASE_ROUTERS = ["crossfk.routers.PartitionRouter"]
 CROSSFK_PARTITIONS = {"testapp.Tag": "secondary"}
+# Django 6's default task backend runs a task at once: the deferred actions'
+# cleanup would then follow each committed delete. Tests enqueue and look.
+TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
