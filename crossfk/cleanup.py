@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.db import connections, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from crossfk.deferred import DEFERRED_CASCADE, is_deferred, new_value, relation_label
-from crossfk.models import PendingCleanup
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 DEFAULT_BATCH_SIZE = 1000
@@ -56,8 +56,12 @@ def outbox_aliases() -> list[str]:
     return sorted(aliases)
 
 
-def outbox(alias: str) -> QuerySet[PendingCleanup]:
-    return PendingCleanup.objects.using(alias)
+def outbox(alias: str) -> QuerySet[Any]:
+    """The outbox rows of ``alias``: ``crossfk.models.PendingCleanup``, by
+    name, as in ``crossfk.outbox``."""
+    model: Any = apps.get_model("crossfk", "PendingCleanup")
+    rows: QuerySet[Any] = model.objects.using(alias)
+    return rows
 
 
 @dataclass

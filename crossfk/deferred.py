@@ -71,7 +71,7 @@ def is_deferred(action: Callable[..., Any]) -> bool:
 
 def new_value(field: CrossRelation) -> Any:
     """The value a deferred SET_NULL or SET gives the referencing rows now."""
-    value = field.cross_on_delete.deferred_value  # type: ignore[attr-defined]
+    value = field.cross_on_delete.deferred_value
     return value() if callable(value) else value
 
 

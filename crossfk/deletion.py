@@ -439,8 +439,8 @@ class CrossDeletion:
         by_alias: defaultdict[str, dict[CrossRelation, list[Any]]] = defaultdict(dict)
         for field, alias in self.deferred_actions:
             attname = field.target_field.attname
-            targets = self.collectors[alias].data.get(field.remote_field.model, ())
-            by_alias[alias][field] = [getattr(target, attname) for target in targets]
+            deleted = self.collectors[alias].data.get(field.remote_field.model, ())
+            by_alias[alias][field] = [getattr(target, attname) for target in deleted]
         for alias, targets in by_alias.items():
             record_deleted_targets(alias, targets)
 

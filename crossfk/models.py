@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from crossfk.placement import Placed
+from crossfk.managers import MultiDBManager
 
 
-class EveryDatabaseManager(Placed, models.Manager["PendingCleanup"]):
-    """Places its model in every database: any may hold deleted targets.
+class EveryDatabase(Sequence[str]):
+    """Every alias of ``DATABASES``, read when the placement is asked for:
+    any database may hold deleted targets, so each has an outbox."""
 
-    Its queries name their database: ``using(alias)``.
-    """
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return tuple(settings.DATABASES)[index]
 
-    @property  # type: ignore[override]
-    def placement(self) -> tuple[str, ...]:
-        return tuple(settings.DATABASES)
+    def __len__(self) -> int:
+        return len(settings.DATABASES)
+
+    def __repr__(self) -> str:
+        return "EveryDatabase()"
 
 
 class PendingCleanup(models.Model):
@@ -26,7 +36,7 @@ class PendingCleanup(models.Model):
     One row per deleted target and relation, in the target's database.
     ``crossfk_cleanup`` claims rows for a while (``claimed_by`` and
     ``claimed_until``), applies the action, and deletes the row once no
-    referencing row is left.
+    referencing row is left. Its queries name their database: ``using()``.
     """
 
     relation = models.CharField(max_length=200)  # "app_label.Model.field"
@@ -35,7 +45,7 @@ class PendingCleanup(models.Model):
     claimed_by = models.UUIDField(null=True)
     claimed_until = models.DateTimeField(null=True)
 
-    objects = EveryDatabaseManager()
+    objects = MultiDBManager(EveryDatabase())
 
     class Meta:
         indexes = [

@@ -6,10 +6,11 @@ calls ``record()`` inside its atomic block, in the targets' database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import django
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 
@@ -21,15 +22,16 @@ DEFAULT_TASK_BACKEND = "default"
 
 
 def record_deleted_targets(
-    alias: str, targets: dict[CrossRelation, Iterable[Any]]
+    alias: str, targets: Mapping[CrossRelation, Iterable[Any]]
 ) -> None:
     """Write the outbox rows of targets deleted in ``alias``, in its transaction.
 
     Called inside the delete's atomic block: the rows commit or roll back
     with the delete. When that block commits, the cleanup task is enqueued.
     """
-    from crossfk.models import PendingCleanup
-
+    # By name: crossfk.models' manager imports, through the query layer,
+    # the field this module serves.
+    PendingCleanup = apps.get_model("crossfk", "PendingCleanup")
     rows = [
         PendingCleanup(relation=relation_label(field), target=str(value))
         for field, values in targets.items()

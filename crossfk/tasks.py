@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.tasks import task  # type: ignore[import-not-found,unused-ignore]
+from django.tasks import task  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from crossfk.cleanup import DEFAULT_BATCH_SIZE, clean_up
 
