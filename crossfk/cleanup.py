@@ -20,12 +20,13 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
@@ -70,8 +71,9 @@ class Progress:
 
     batches: int = 0
     finished: int = 0  # outbox rows done with
-    rows: Counter[str] = field(default_factory=Counter)  # by model label
+    rows: Counter[str] = dataclass_field(default_factory=Counter)  # by model label
     timed_out: bool = False
+    failures: list[str] = dataclass_field(default_factory=list)  # left pending
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class Progress:
             "finished": self.finished,
             "rows": dict(self.rows),
             "timed_out": self.timed_out,
+            "failures": self.failures,
         }
 
 
@@ -120,28 +123,55 @@ def run_batch(
     progress.batches += 1
     budget = batch_size
     finished: list[int] = []
-    for label, rows in group_by_relation(claimed).items():
-        field = relations[label]
+    held: list[int] = []
+    groups = [(relations[label], rows) for label, rows in grouped(claimed).items()]
+    while groups:
+        field, rows = groups.pop(0)
         values = [field.target_field.to_python(row.target) for row in rows]
-        revived = existing_targets(field, alias, values)
-        pending = [value for value in values if value not in revived]
-        done = True
-        for referencing_alias in field.referencing_aliases_for(alias):
-            if not pending:
-                break
-            applied = apply(field, referencing_alias, pending, budget, progress)
-            if applied == budget:  # rows may be left, here or in the next alias
-                done = False
-                break
-            budget -= applied
+        try:
+            done, budget = apply_relation(field, alias, values, budget, progress)
+        except DatabaseError as error:  # ProtectedError, RestrictedError too
+            if len(rows) > 1:  # Each target on its own: only the failing are held.
+                groups[:0] = [(field, [row]) for row in rows]
+                continue
+            # Kept claimed: retried once the claim lapses, not by each batch.
+            held.append(rows[0].pk)
+            progress.failures.append(describe_failure(field, alias, values[0], error))
+            continue
         if done:
             finished += [row.pk for row in rows]
     if finished:
         outbox(alias).filter(pk__in=finished).delete()
         progress.finished += len(finished)
     # The rest goes back at once: the next batch takes it up again.
-    outbox(alias).filter(claimed_by=token).update(claimed_by=None, claimed_until=None)
+    outbox(alias).filter(claimed_by=token).exclude(pk__in=held).update(
+        claimed_by=None, claimed_until=None
+    )
     return True
+
+
+def apply_relation(
+    field: CrossRelation,
+    alias: str,
+    values: list[Any],
+    budget: int,
+    progress: Progress,
+) -> tuple[bool, int]:
+    """Apply ``field``'s action for the targets ``values`` deleted in
+    ``alias``, to at most ``budget`` rows; whether no row is left, and what
+    is left of the budget."""
+    if budget == 0:
+        return False, 0
+    revived = existing_targets(field, alias, values)
+    pending = [value for value in values if value not in revived]
+    for referencing_alias in field.referencing_aliases_for(alias):
+        if not pending:
+            break
+        applied = apply(field, referencing_alias, pending, budget, progress)
+        if applied == budget:  # rows may be left, here or in the next alias
+            return False, 0
+        budget -= applied
+    return True, budget
 
 
 def claim(
@@ -167,7 +197,16 @@ def claim(
     return list(outbox(alias).filter(claimed_by=token).order_by("pk"))
 
 
-def group_by_relation(rows: list[Any]) -> dict[str, list[Any]]:
+def describe_failure(
+    field: CrossRelation, alias: str, value: Any, error: DatabaseError
+) -> str:
+    message = error.args[0] if error.args else error  # ProtectedError: (message, objs)
+    target = field.remote_field.model._meta.object_name
+    return f"{relation_label(field)} of {target} {value!r} in '{alias}': {message}"
+
+
+def grouped(rows: list[Any]) -> dict[str, list[Any]]:
+    """Outbox rows by relation."""
     grouped: defaultdict[str, list[Any]] = defaultdict(list)
     for row in rows:
         grouped[row.relation].append(row)

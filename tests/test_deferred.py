@@ -18,6 +18,7 @@ from tests.deferred.models import (
     Comment,
     Flag,
     Mark,
+    Pin,
     Reply,
     Section,
     Vote,
@@ -202,3 +203,25 @@ def test_backlog_check_warns_when_old(settings):
         "crossfk.W008"
     ]
     assert check_deferred_backlog(databases=["secondary"]) == []
+
+
+def test_an_action_that_fails_is_reported_and_held(capsys):
+    pinned, _ = article_with_children("pinned", comments=1)
+    Pin.objects.create(comment=pinned.comments.get())
+    other, _ = article_with_children("other", comments=1)
+    pinned_pk = pinned.pk
+    pinned.delete()
+    other.delete()
+    with pytest.raises(CommandError, match=r"^1 deferred action\(s\) could not"):
+        call_command("crossfk_cleanup")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"Left pending: deferred.Comment.article of Article {pinned_pk} in "
+        f"'default': Cannot delete some instances of model 'Comment' because "
+        f"they are referenced through protected foreign keys: 'Pin.comment'."
+    )
+    assert list(Comment.objects.values_list("article_id", flat=True)) == [pinned_pk]
+    held = PendingCleanup.objects.using("default").get()
+    assert (held.relation, held.target) == ("deferred.Comment.article", str(pinned_pk))
+    assert held.claimed_until > timezone.now()  # not retried by every batch
+    assert clean_up().batches == 0

@@ -3,7 +3,8 @@
 In "default": Article, its Sections (an ordinary CASCADE), and Flags on
 comments (a synchronous cross CASCADE, which the worker's deletes reach).
 In "secondary": Comments (DEFERRED_CASCADE to Article) with their Replies
-(an ordinary CASCADE), Votes (DEFERRED_SET_NULL to Section), and Marks
+(an ordinary CASCADE) and Pins (an ordinary PROTECT, which the worker
+cannot delete through), Votes (DEFERRED_SET_NULL to Section), and Marks
 (DEFERRED_SET to a placeholder Article).
 """
 
@@ -49,6 +50,14 @@ class Comment(models.Model):
 
 class Reply(models.Model):
     comment = models.ForeignKey(Comment, models.CASCADE, related_name="replies")
+
+    objects = MultiDBManager("secondary")
+
+
+class Pin(models.Model):
+    """Keeps its comment: the worker cannot delete it."""
+
+    comment = models.ForeignKey(Comment, models.PROTECT, related_name="pins")
 
     objects = MultiDBManager("secondary")
 

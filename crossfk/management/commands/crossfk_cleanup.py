@@ -15,7 +15,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.utils import timezone
 
-from crossfk.cleanup import DEFAULT_BATCH_SIZE, backlog, clean_up, outbox_aliases
+from crossfk.cleanup import (
+    DEFAULT_BATCH_SIZE,
+    LEASE,
+    backlog,
+    clean_up,
+    outbox_aliases,
+)
 from crossfk.placement import names
 
 # With --loop, the pause after a pass that found the outbox empty.
@@ -98,7 +104,27 @@ class Command(BaseCommand):
         if status:
             self.report(aliases, max_pending, max_age)
             return
+        failures = self.drain(aliases, batch_size, time_limit, loop, verbosity)
+        if failures:
+            raise CommandError(
+                f"{failures} deferred action(s) could not be applied; they are "
+                f"retried once their claim lapses ({LEASE.total_seconds():.0f} s). "
+                f"Fix the cause above, then run crossfk_cleanup again.",
+                returncode=1,
+            )
+
+    def drain(
+        self,
+        aliases: list[str],
+        batch_size: int,
+        time_limit: float | None,
+        loop: bool,
+        verbosity: int,
+    ) -> int:
+        """Apply the outbox, once or (``loop``) until the time limit; report
+        each pass that did something; return how many actions failed."""
         deadline = None if time_limit is None else time.monotonic() + time_limit
+        failures = 0
         while True:
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             progress = clean_up(aliases, batch_size=batch_size, time_limit=left)
@@ -110,12 +136,17 @@ class Command(BaseCommand):
                     f"{progress.finished} outbox row(s) done in {progress.batches} "
                     f"batch(es); rows changed: {rows or 'none'}."
                 )
+            for failure in progress.failures:
+                self.stderr.write(f"Left pending: {failure}")
+            failures += len(progress.failures)
+            if progress.timed_out and verbosity >= 1:
+                self.stdout.write(
+                    "Time limit reached; the rest is left for the next run."
+                )
             if not loop or progress.timed_out:
-                break
+                return failures
             if not progress.batches:
                 time.sleep(LOOP_PAUSE)
-        if progress.timed_out and verbosity >= 1:
-            self.stdout.write("Time limit reached; rows are left for the next run.")
 
     def report(
         self, aliases: list[str], max_pending: int | None, max_age: float | None
