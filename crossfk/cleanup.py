@@ -76,6 +76,7 @@ class Progress:
     failures: list[str] = dataclass_field(default_factory=list)  # left pending
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures as JSON can hold them (a task's return value)."""
         return {
             "batches": self.batches,
             "finished": self.finished,

@@ -36,7 +36,7 @@ html_theme_options = {"description": crossfk.__doc__.strip().splitlines()[0]}
 # variables, stay plain text; nothing else may be left unresolved.
 nitpicky = True
 nitpick_ignore_regex = [
-    ("py:class", r"(collections\.abc|django)\..+"),
+    ("py:class", r"(collections(\.abc)?|datetime|django)\..+"),
     # Names annotations import from Django only for type checkers.
     ("py:class", r"HttpRequest|HttpResponse|Prefetch|Query|QuerySet|models\.Model"),
     ("py:class", r"BaseDatabaseWrapper"),
