@@ -12,6 +12,9 @@ answers each with one JSON line on stdout:
   Answers ``{"progress": [...]}``, each worker's ``Progress.as_dict()``
   with ``"held"``: the outbox rows it held, and when (``ClaimLog``).
 
+A worker that fails prints its traceback on stderr; the answer is then
+``{"error": ...}``.
+
 The kill points are every moment where the databases' state can change:
 just before each write statement on any alias (an execute wrapper), and
 just after each COMMIT (Django logs it on the ``django.db.backends``
@@ -49,8 +52,12 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.db.models.signals import post_init  # noqa: E402
 
-from crossfk.cleanup import clean_up  # noqa: E402
+from crossfk.cleanup import clean_up, deferred_relations  # noqa: E402
+from crossfk.management.commands.crossfk_cleanup import (  # noqa: E402
+    Command as CleanUpCommand,
+)
 from crossfk.models import PendingCleanup  # noqa: E402
+from crossfk.transaction import references  # noqa: E402
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
@@ -120,13 +127,11 @@ class ClaimLog:
 
 def run(scenario: str) -> dict:
     """Run one worker the way SCENARIO names it; what it did."""
-    if scenario == "clean_up":
-        return clean_up().as_dict()
+    if scenario == "crossfk_cleanup":
+        call_command(CleanUpCommand(), verbosity=0)
+        return {}
     if scenario == "clean_up:batches_of_1":
         return clean_up(batch_size=1).as_dict()
-    if scenario == "command:batches_of_2":
-        call_command("crossfk_cleanup", "--batch-size", "2", verbosity=0)
-        return {}
     raise ValueError(f"Unknown scenario {scenario!r}.")
 
 
@@ -184,12 +189,18 @@ def race(scenario: str, workers: int) -> dict:
 
 
 def serve() -> None:
+    # What every worker would compute first, computed once for them all.
+    deferred_relations()
+    references()
     for line in sys.stdin:
         request = json.loads(line)
-        if "crash_at" in request:
-            answer = crash(request["run"], request["crash_at"])
-        else:
-            answer = race(request["run"], request["workers"])
+        try:
+            if "crash_at" in request:
+                answer = crash(request["run"], request["crash_at"])
+            else:
+                answer = race(request["run"], request["workers"])
+        except RuntimeError as error:  # the traceback is on stderr
+            answer = {"error": str(error)}
         print(json.dumps(answer), flush=True)
 
 
