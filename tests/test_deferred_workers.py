@@ -26,7 +26,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from crossfk.cleanup import LEASE, clean_up
+from crossfk.cleanup import LEASE, Progress, clean_up, deferred_relations, run_batch
 from crossfk.models import PendingCleanup
 from tests.deferred.models import (
     PLACEHOLDER,
@@ -321,6 +321,21 @@ def test_an_unlapsed_claim_of_another_worker_is_left_alone():
     assert set(outbox.values_list("claimed_by", "claimed_until")) == {
         (other_worker, until)
     }
+
+
+@pytest.mark.django_db(databases=list(ALIASES))
+def test_a_batch_changes_at_most_batch_size_referencing_rows():
+    """Once one relation's rows fill a batch, the batch's other relations
+    wait for the next: a batch holds its locks on at most batch_size rows."""
+    article = Article.objects.create(title="gone")
+    for number in range(3):
+        Comment.objects.create(article=article, text=f"gone{number}")
+        Mark.objects.create(article=article)
+    article.delete()  # two outbox rows: the comments' and the marks'
+    progress = Progress()
+    run_batch("default", deferred_relations(), 2, progress)
+    changed = progress.rows["deferred.Comment"] + progress.rows["deferred.Mark"]
+    assert changed == 2, progress.rows
 
 
 def delete_articles(count: int) -> int:
