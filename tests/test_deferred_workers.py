@@ -234,7 +234,9 @@ def test_a_killed_worker_leaves_what_the_next_one_finishes(workers):
             clean_up()
         state = end_state()
         if state != CLEANED_UP:
-            wrong[point] = {k: v for k, v in state.items() if v != CLEANED_UP[k]}
+            wrong[point] = {
+                name: rows for name, rows in state.items() if rows != CLEANED_UP[name]
+            }
         killed_at.append(point)
     assert wrong == {}
     for expected in KILL_POINTS:
