@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db import DatabaseError, connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
@@ -131,7 +131,7 @@ def run_batch(
         values = [field.target_field.to_python(row.target) for row in rows]
         try:
             done, budget = apply_relation(field, alias, values, budget, progress)
-        except DatabaseError as error:  # ProtectedError, RestrictedError too
+        except IntegrityError as error:  # ProtectedError, RestrictedError too
             if len(rows) > 1:  # Each target on its own: only the failing are held.
                 groups[:0] = [(field, [row]) for row in rows]
                 continue
@@ -184,22 +184,28 @@ def claim(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
         relation__in=relations,
     )
+    claimed = {"claimed_by": token, "claimed_until": now + LEASE}
     features = connections[alias].features
-    with transaction.atomic(using=alias):
-        candidates = claimable.select_for_update(
-            skip_locked=features.has_select_for_update_skip_locked
-        ).order_by("pk")
-        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
-        if not ids:
+    if not features.has_select_for_update:
+        # SQLite locks no rows: one UPDATE claims. A read, then a write, in
+        # one transaction could not take the write lock beside another worker.
+        oldest = claimable.order_by("pk").values("pk")[:batch_size]
+        if not claimable.filter(pk__in=oldest).update(**claimed):
             return []
-        # The filter again: where no row lock was taken (SQLite), a row
-        # another worker claimed meanwhile is not taken from it.
-        claimable.filter(pk__in=ids).update(claimed_by=token, claimed_until=now + LEASE)
+    else:
+        with transaction.atomic(using=alias):
+            candidates = claimable.select_for_update(
+                skip_locked=features.has_select_for_update_skip_locked
+            ).order_by("pk")
+            ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return []
+            claimable.filter(pk__in=ids).update(**claimed)
     return list(outbox(alias).filter(claimed_by=token).order_by("pk"))
 
 
 def describe_failure(
-    field: CrossRelation, alias: str, value: Any, error: DatabaseError
+    field: CrossRelation, alias: str, value: Any, error: IntegrityError
 ) -> str:
     message = error.args[0] if error.args else error  # ProtectedError: (message, objs)
     target = field.remote_field.model._meta.object_name

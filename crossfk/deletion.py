@@ -102,6 +102,8 @@ class CrossDeletion:
         self.model_order: dict[type[Model], None] = {}
         # (action, field, referencing rows) of each cross relation met.
         self.applied_actions: list[tuple[OnDelete, CrossRelation, QuerySet[Any]]] = []
+        # (target alias, referencing alias) of each relation whose action ran.
+        self.followed: Counter[tuple[str, str]] = Counter()
         # (field, alias of the deleted targets) of each deferred action met.
         self.deferred_actions: dict[tuple[CrossRelation, str], None] = {}
         setattr(root, DELETION, self)
@@ -155,6 +157,7 @@ class CrossDeletion:
         for alias in field.referencing_aliases_for(target_alias):
             rows = sub_objs.using(alias)
             self.applied_actions.append((action, field, rows))
+            self.followed[target_alias, alias] += 1
             self.note_collected_models()
             self.run(action, field, rows)
             self.note_collected_models()
@@ -275,7 +278,7 @@ class CrossDeletion:
         in_outer_block = any(connections[alias].in_atomic_block for alias in aliases)
         with atomic(*aliases):
             if len(aliases) > 1:
-                declare(self.root.using, deletes=True)
+                declare(self.root.using, deletes=self.followed)
             if locks_rows(self.root.using):
                 self.recheck_under_lock()
                 # References created meanwhile in a database left out of the

@@ -61,8 +61,11 @@ def references() -> Counter[tuple[str, str]]:
     )
 
 
-def reference_order(aliases: Iterable[str]) -> list[str]:
-    """``aliases`` with each database before the ones that reference its rows.
+def reference_order(
+    aliases: Iterable[str], counts: Counter[tuple[str, str]] | None = None
+) -> list[str]:
+    """``aliases`` with each database before the ones that reference its rows
+    (through the relations ``counts``, by default every one installed).
 
     A cycle of references has no safe order: the database that references
     the others' rows through the fewest relations goes first, leaving the
@@ -71,7 +74,7 @@ def reference_order(aliases: Iterable[str]) -> list[str]:
     remaining, ordered = list(aliases), []
     if len(remaining) < 2:
         return remaining  # Nothing to order: skip reading every model's fields.
-    counts = references()
+    counts = references() if counts is None else counts
     while remaining:
         first = min(
             remaining,
@@ -253,7 +256,11 @@ def checked_at_commit(
 
 
 def declare(
-    alias: str, *, writes: bool = False, locks: bool = False, deletes: bool = False
+    alias: str,
+    *,
+    writes: bool = False,
+    locks: bool = False,
+    deletes: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Tell the ``crossfk.atomic`` that will commit ``alias``, if any, what
     crossfk did there: the commit order follows from these facts alone.
@@ -261,7 +268,10 @@ def declare(
     ``writes``: rows were added or changed there (a target saved, references
     written); ``locks``: targets were locked with a shared lock there, to write
     references to them elsewhere; ``deletes``: a delete removed references
-    to targets in another database.
+    to its targets, ``(target alias, referencing alias)`` for each relation
+    it followed. Only those relations order its commits: the ones it left
+    alone (``DO_NOTHING``, deferred actions) refer to deleted rows in any
+    order.
     """
     owner = transaction_owner(alias)
     if not isinstance(owner, CrossAtomic):
@@ -270,8 +280,7 @@ def declare(
         owner.written.add(alias)
     if locks:
         owner.locked.add(alias)
-    if deletes:
-        owner.deletes = True
+    owner.deletes.update(deletes)
 
 
 def note_target_saved(sender: type, using: str, **kwargs: Any) -> None:
@@ -362,7 +371,8 @@ class CrossAtomic(ContextDecorator):
         # What crossfk declared it did inside the block (see declare()).
         self.written: set[str] = set()
         self.locked: set[str] = set()
-        self.deletes = False
+        # (target alias, referencing alias) of each relation a delete followed.
+        self.deletes: Counter[tuple[str, str]] = Counter()
         # What to check again just before the commit: the references written,
         # {(field, alias written): target values}, and the targets deleted
         # with their references, {field: target values}.
@@ -386,9 +396,9 @@ class CrossAtomic(ContextDecorator):
 
     def commit_order(self) -> list[str]:
         """The order the databases commit in, from what crossfk declared."""
-        order = reference_order(self.aliases)
         if self.deletes:
-            return order[::-1]
+            return reference_order(self.aliases, self.deletes)[::-1]
+        order = reference_order(self.aliases)
         # Adding references: targets commit before the rows that refer to
         # them, except where crossfk only read and locked targets (FOR KEY
         # SHARE): that database commits last, keeping its locks until the
@@ -404,7 +414,7 @@ class CrossAtomic(ContextDecorator):
         """``order`` cut into steps that each commit at once: consecutive
         databases none of which holds references to another's rows, and
         which all keep locks to the end or none does."""
-        counts = references() if len(order) > 1 else Counter()
+        counts = self.deletes or references() if len(order) > 1 else Counter()
         kept_locks = {a for a in self.locked if a not in self.written}
         steps: list[list[str]] = []
         for alias in order:

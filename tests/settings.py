@@ -41,7 +41,15 @@ SERVERS = {
 def database(alias: str, server: str, suffix: str = "") -> dict:
     vendor = VENDORS[("default", "secondary").index(server)]
     if vendor == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": f"{alias}.sqlite3"}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": f"{alias}.sqlite3",
+            # A transaction takes its write lock as it begins: two processes
+            # writing to two databases then wait for each other in turn
+            # (the deferred workers' tests) instead of failing "database is
+            # locked" when each holds a read lock the other's write needs.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        }
     if vendor not in SERVERS:
         raise ValueError(
             f"CROSSFK_TEST_DB={BACKEND!r}: use sqlite, postgresql, mariadb, or "
