@@ -59,6 +59,7 @@ WRITE = re.compile(
     r"\s*(?:/\*.*?\*/\s*)*(INSERT|UPDATE|DELETE|REPLACE|MERGE|TRUNCATE)\b",
     re.IGNORECASE | re.DOTALL,
 )
+WRITTEN_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM|TABLE)\s+[\"`]?([^\"`\s(]+)", re.I)
 FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*)*(\w+)", re.DOTALL)
 
 GUARD_HINT = (
@@ -236,8 +237,7 @@ def check_write(
     if not outside:
         return None
     verb = WRITE.match(sql).group(1).upper()  # type: ignore[union-attr]
-    quote = home[alias].ops.quote_name("x")[0]
-    table = re.search(f"{quote}([^{quote}]+){quote}", sql)
+    table = WRITTEN_TABLE.search(sql)
     written = f'"{table.group(1)}"' if table else "a table"
     states = "; ".join(
         f"{other!r} is inside {describe_block(owner)}"
