@@ -202,10 +202,10 @@ def named_tables(sql: str, connection: BaseDatabaseWrapper) -> list[str]:
 # The checks ------------------------------------------------------------------
 
 
-def describe_block(owner: CrossAtomic | transaction.Atomic) -> str:
+def describe_block(owner: CrossAtomic | transaction.Atomic, alias: str) -> str:
     if isinstance(owner, CrossAtomic):
         return repr(owner)
-    return f"transaction.atomic(using={owner.using!r})"
+    return f"transaction.atomic(using={alias!r})"
 
 
 def outer_owner(
@@ -239,9 +239,13 @@ def check_write(
     verb = WRITE.match(sql).group(1).upper()  # type: ignore[union-attr]
     table = WRITTEN_TABLE.search(sql)
     written = f'"{table.group(1)}"' if table else "a table"
+    # One crossfk.atomic open on several aliases is named once.
+    by_block: dict[str, list[str]] = {}
+    for other, owner in outside.items():
+        by_block.setdefault(describe_block(owner, other), []).append(other)
     states = "; ".join(
-        f"{other!r} is inside {describe_block(owner)}"
-        for other, owner in outside.items()
+        f"{names(others)} {'is' if len(others) == 1 else 'are'} inside {block}"
+        for block, others in by_block.items()
     )
     together = [
         *dict.fromkeys(

@@ -52,7 +52,7 @@ def test_write_inside_another_alias_atomic_raises():
     with (
         guard_cross_database(),
         pytest.raises(CrossDatabaseError) as caught,
-        transaction.atomic(using="default"),
+        transaction.atomic(),  # on "default"
     ):
         Link.objects.create(url="https://a.example")
 
@@ -79,6 +79,23 @@ def test_write_outside_the_crossfk_atomic_open_elsewhere_raises():
         "rollback there would leave this write in place. Open the block with "
         "crossfk.atomic('secondary', 'default') so that the databases commit "
         f"or roll back together, or write outside it. {HINT}"
+    )
+
+
+@pytest.mark.django_db(databases=["default", "tenant_1", "tenant_3"])
+def test_a_crossfk_atomic_open_on_several_aliases_is_named_once():
+    with (
+        guard_cross_database(),
+        pytest.raises(CrossDatabaseError) as caught,
+        crossfk.atomic("default", "tenant_1"),
+        connections["tenant_3"].cursor() as cursor,
+    ):
+        cursor.execute("INSERT INTO audit (x) VALUES (1)")
+
+    assert str(caught.value).startswith(
+        "INSERT of \"audit\" on 'tenant_3' while 'default', 'tenant_1' are "
+        "inside crossfk.atomic('default', 'tenant_1'), which 'tenant_3' is not "
+        "part of:"
     )
 
 
