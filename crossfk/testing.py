@@ -1,4 +1,5 @@
-"""Query counts per database, for tests, the demo and the benchmarks.
+"""Query counts per database, for tests, the demo and the benchmarks, and
+the guardrails of ``crossfk.guardrails``.
 
 They count the queries of ``crossfk.parallel``'s worker threads too: a
 fan-out's count is the same whether it ran at once or one database after
@@ -16,8 +17,26 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
 
+from crossfk.guardrails import (
+    CrossDatabaseError,
+    CrossDatabaseGuardMixin,
+    allow_cross_database,
+    allowances,
+    guard_cross_database,
+)
 from crossfk.parallel import around_worker_calls
 from crossfk.placement import working_aliases
+
+__all__ = [
+    "CaptureQueries",
+    "CrossDatabaseError",
+    "CrossDatabaseGuardMixin",
+    "allow_cross_database",
+    "allowances",
+    "assert_queries_per_db",
+    "capture_queries_per_db",
+    "guard_cross_database",
+]
 
 
 class CaptureQueries(CaptureQueriesContext):

@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from django.db import DatabaseError, NotSupportedError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from crossfk.exceptions import CrossDBIntegrityError, CrossDBTransactionError
 from crossfk.parallel import connect_at_once, run_per_alias
@@ -160,9 +161,15 @@ class Participant(transaction.Atomic):
 
 def open_blocks(alias: str) -> list[transaction.Atomic]:
     """The atomic blocks open on ``alias``, outermost first, less a TestCase's."""
+    return open_blocks_on(connections[alias])
+
+
+def open_blocks_on(connection: BaseDatabaseWrapper) -> list[transaction.Atomic]:
+    """``open_blocks()`` of one thread's connection (``crossfk.guardrails``
+    asks from a worker about the connections of the thread it works for)."""
     return [
         block
-        for block in connections[alias].atomic_blocks
+        for block in connection.atomic_blocks
         if not getattr(block, "_from_testcase", False)
     ]
 

@@ -6,6 +6,8 @@ import os
 from django.db import connections
 from hypothesis import HealthCheck, settings
 
+from crossfk.testing import allow_cross_database
+
 
 def ids(queryset) -> list:
     """The primary keys a queryset gives, sorted."""
@@ -42,7 +44,13 @@ def insert_at_lock(alias: str, model, **values):
     def insert(execute, sql, params, many, context):
         if "FOR UPDATE" in sql and not inserted:
             columns = ", ".join(values)
-            with connections[alias].cursor() as cursor:
+            with (
+                allow_cross_database(
+                    reason="insert_at_lock() writes, on the test's connection, "
+                    "the row another process would commit meanwhile"
+                ),
+                connections[alias].cursor() as cursor,
+            ):
                 cursor.execute(
                     f"INSERT INTO {model._meta.db_table} ({columns}) "
                     f"VALUES ({', '.join(['%s'] * len(values))})",

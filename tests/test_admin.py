@@ -165,7 +165,14 @@ def test_change_form_select_lists_the_posts(admin_site_client):
         assertInHTML(f'<option value="{post.pk}">{post.title}</option>', response.text)
 
 
-def test_add_form_saves_the_link_in_secondary(admin_site_client):
+def test_add_form_saves_the_link_in_secondary(admin_site_client, settings):
+    # The admin logs the addition in django_admin_log, in "default", inside
+    # its transaction.atomic() on Link's database; the middleware makes both
+    # part of one crossfk.atomic.
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "crossfk.middleware.AtomicRequestsMiddleware",
+    ]
     post = PostFactory()
 
     response = admin_site_client.post(

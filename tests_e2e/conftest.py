@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from crossfk.pytest_plugin import guard_enabled
+
 REPO = Path(__file__).resolve().parent.parent
 MANAGE = REPO / "demo" / "manage.py"
 
@@ -84,14 +86,20 @@ def wait_until_answering(url: str, process: subprocess.Popen, log: Path) -> None
 
 
 @pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
+def demo_server(tmp_path: Path, pytestconfig: pytest.Config) -> Iterator[DemoServer]:
     """``manage.py demo --serve`` on a free loopback port, its databases in
-    ``tmp_path``: seeded, with the demo superuser, stopped after the test."""
+    ``tmp_path``: seeded, with the demo superuser, stopped after the test.
+
+    Under ``--crossfk-guard`` (``crossfk_guard = true`` in pyproject.toml)
+    each request runs inside ``guard_cross_database()``, and a
+    ``CrossDatabaseError`` in the server's log fails the test."""
     var_dir = tmp_path / "var"
     log = tmp_path / "server.log"
     port = free_loopback_port()
+    guarded = guard_enabled(pytestconfig)
     env = {
         **os.environ,
+        "CROSSFK_DEMO_GUARD": "1" if guarded else "",
         "CROSSFK_DEMO_VAR": str(var_dir),
         # pytest-django has set the test suite's settings in os.environ.
         "DJANGO_SETTINGS_MODULE": "demo_site.settings",
@@ -117,6 +125,8 @@ def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if guarded and "CrossDatabaseError" in log.read_text():
+        pytest.fail(f"the demo crossed databases:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,10 @@ MIDDLEWARE = [
     "crossfk.middleware.AtomicRequestsMiddleware",
 ]
 
+# The browser tests run the server with the guardrails of crossfk.testing.
+if os.environ.get("CROSSFK_DEMO_GUARD"):
+    MIDDLEWARE.insert(0, "demo_site.guard.GuardCrossDatabaseMiddleware")
+
 ROOT_URLCONF = "demo_site.urls"
 
 TEMPLATES = [
