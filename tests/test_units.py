@@ -1,6 +1,7 @@
 """The pure logic, on its own: commit order, path walking, the recovery
 decision, and the SQL an id set becomes on each backend."""
 
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
@@ -48,12 +49,13 @@ def test_unrelated_databases_keep_the_callers_order(monkeypatch):
     assert transaction.reference_order(["z", "y", "x"]) == ["z", "y", "x"]
 
 
-def block_that_declared(monkeypatch, written=(), locked=(), deletes=False):
+def block_that_declared(monkeypatch, written=(), locked=(), deletes=()):
     """A ``crossfk.atomic("users", "events")``, events referencing users,
     that crossfk told what it did; it is not entered."""
     references(monkeypatch, ("users", "events"))
     block = transaction.CrossAtomic(("events", "users"), True, False, False)
-    block.written, block.locked, block.deletes = set(written), set(locked), deletes
+    block.written, block.locked = set(written), set(locked)
+    block.deletes = Counter(deletes)
     return block
 
 
@@ -76,8 +78,18 @@ def test_targets_locked_and_written_commit_before_the_references(monkeypatch):
 
 def test_a_delete_commits_the_references_first(monkeypatch):
     block = block_that_declared(
-        monkeypatch, written={"users"}, locked={"users"}, deletes=True
+        monkeypatch, written={"users"}, locked={"users"}, deletes=[("users", "events")]
     )
+    assert block.commit_order() == ["events", "users"]
+
+
+def test_a_delete_is_ordered_by_the_relations_it_followed(monkeypatch):
+    block = block_that_declared(monkeypatch, deletes=[("users", "events")])
+    # Two relations the other way (deferred, say): reversing the order of
+    # every relation would commit "users" first.
+    both_ways = [("users", "events"), ("events", "users"), ("events", "users")]
+    references(monkeypatch, *both_ways)
+    assert transaction.reference_order(["events", "users"])[::-1] == ["users", "events"]
     assert block.commit_order() == ["events", "users"]
 
 
@@ -90,7 +102,7 @@ def test_databases_without_references_between_them_commit_in_one_step(monkeypatc
         ("tenant_b", "tenant_c"),
     )
     block = transaction.CrossAtomic((), True, False, False)
-    block.written, block.locked = set(), set()
+    block.written, block.locked, block.deletes = set(), set(), Counter()
     order = ["tenant_a", "tenant_b", "tenant_c", "users"]
     assert block.commit_steps(order) == [
         ["tenant_a", "tenant_b"],
@@ -108,6 +120,7 @@ def test_databases_keeping_their_locks_commit_in_a_step_of_their_own(monkeypatch
     references(monkeypatch)
     block = transaction.CrossAtomic((), True, False, False)
     block.written, block.locked = {"events", "audit"}, {"users", "plans", "audit"}
+    block.deletes = Counter()
     order = ["events", "audit", "users", "plans"]
     assert block.commit_steps(order) == [["events", "audit"], ["users", "plans"]]
 

@@ -22,7 +22,7 @@ PLACEHOLDER = "(deleted)"
 
 
 class Article(models.Model):
-    title = models.CharField(max_length=50)
+    title = models.CharField(max_length=50, unique=True)
 
     objects = MultiDBManager("default")
 
@@ -31,7 +31,8 @@ class Article(models.Model):
 
 
 def placeholder_article() -> int:
-    """The Article that a deleted one's Marks point to."""
+    """The Article that a deleted one's Marks point to; one, as two
+    workers may ask at once (its title is unique)."""
     return Article.objects.get_or_create(title=PLACEHOLDER)[0].pk
 
 
