@@ -20,27 +20,15 @@ from tests.deferred.models import (
     Mark,
     Pin,
     Reply,
-    Section,
     Vote,
 )
+from tests.deferred.rows import article_with_children
 
 pytestmark = pytest.mark.django_db(databases=["default", "secondary"])
 
 
 def outbox(alias="default"):
     return sorted(PendingCleanup.objects.using(alias).values_list("relation", "target"))
-
-
-def article_with_children(title="a", comments=2):
-    article = Article.objects.create(title=title)
-    section = Section.objects.create(article=article)
-    for number in range(comments):
-        comment = Comment.objects.create(article=article, text=f"{title}{number}")
-        Reply.objects.create(comment=comment)
-        Flag.objects.create(comment=comment)
-    Vote.objects.create(section=section)
-    Mark.objects.create(article=article)
-    return article, section
 
 
 def test_delete_records_one_outbox_row_per_target_and_relation():

@@ -38,6 +38,7 @@ from tests.deferred.models import (
     Section,
     Vote,
 )
+from tests.deferred.rows import article_with_children
 
 ALIASES = ("default", "secondary")
 SERVERS = ("postgresql", "mysql")
@@ -116,16 +117,9 @@ def delete_everything() -> None:
 def delete_an_article(comments: int = 3) -> None:
     """An article with ``comments`` comments (each with a reply and a flag),
     a section with a vote, and a mark, deleted; a kept one with one of each."""
-    for title, count in (("gone", comments), ("kept", 1)):
-        article = Article.objects.create(title=title)
-        section = Section.objects.create(article=article)
-        for number in range(count):
-            comment = Comment.objects.create(article=article, text=f"{title}{number}")
-            Reply.objects.create(comment=comment)
-            Flag.objects.create(comment=comment)
-        Vote.objects.create(section=section)
-        Mark.objects.create(article=article)
-    Article.objects.get(title="gone").delete()
+    gone, _ = article_with_children("gone", comments)
+    article_with_children("kept", 1)
+    gone.delete()
 
 
 def end_state() -> dict:

@@ -16,12 +16,11 @@ from dataclasses import field as dataclass_field
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 from django.db.models import QuerySet
 
 from crossfk.cleanup import pending_targets
+from crossfk.management import check_batches_and_databases
 from crossfk.parallel import run_per_alias
-from crossfk.placement import names
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 FIXES = ("delete", "null")
@@ -92,11 +91,7 @@ class Command(BaseCommand):
         databases: list[str] | None = None,
         **options: Any,
     ) -> None:
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
-        unknown = [alias for alias in databases or () if alias not in connections]
-        if unknown:
-            raise CommandError(f"--database: {names(unknown)} not in DATABASES.")
+        check_batches_and_databases(batch_size, databases)
         fields = named_fields(labels)
         if fix == "null":
             not_nullable = [field.describe() for field in fields if not field.null]

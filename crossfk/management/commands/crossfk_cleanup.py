@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 from django.utils import timezone
 
 from crossfk.cleanup import (
@@ -22,7 +21,7 @@ from crossfk.cleanup import (
     clean_up,
     outbox_aliases,
 )
-from crossfk.placement import names
+from crossfk.management import check_batches_and_databases
 
 # With --loop, the pause after a pass that found the outbox empty.
 LOOP_PAUSE = 1.0
@@ -93,11 +92,7 @@ class Command(BaseCommand):
         verbosity: int,
         **options: Any,
     ) -> None:
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
-        unknown = [alias for alias in databases or () if alias not in connections]
-        if unknown:
-            raise CommandError(f"--database: {names(unknown)} not in DATABASES.")
+        check_batches_and_databases(batch_size, databases)
         if not status and (max_pending is not None or max_age is not None):
             raise CommandError("--max-pending and --max-age go with --status.")
         aliases = databases or outbox_aliases()
