@@ -1,5 +1,7 @@
 """Deferred referential actions: what a delete records, what the worker applies."""
 
+import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -213,3 +215,37 @@ def test_an_action_that_fails_is_reported_and_held(capsys):
     assert (held.relation, held.target) == ("deferred.Comment.article", str(pinned_pk))
     assert held.claimed_until > timezone.now()  # not retried by every batch
     assert clean_up().batches == 0
+
+
+def test_loop_goes_on_until_the_time_limit(capsys):
+    article, _ = article_with_children()
+    article.delete()
+    started = time.monotonic()
+    call_command("crossfk_cleanup", "--loop", "--time-limit", "1.5")
+    assert time.monotonic() - started >= 1.5
+    out = capsys.readouterr().out
+    assert out.count("3 outbox row(s) done in 1 batch(es)") == 1
+    assert out.endswith("Time limit reached; the rest is left for the next run.\n")
+    assert outbox() == []
+
+
+def test_database_narrows_the_outboxes():
+    article, _ = article_with_children()
+    article.delete()
+    call_command("crossfk_cleanup", "--database", "secondary")
+    assert len(outbox()) == 3
+    call_command("crossfk_cleanup", "--database", "default")
+    assert outbox() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1."),
+        (["--database", "nowhere"], "--database: 'nowhere' not in DATABASES."),
+        (["--max-age", "5"], "--max-pending and --max-age go with --status."),
+    ],
+)
+def test_bad_arguments_are_refused(arguments, message):
+    with pytest.raises(CommandError, match=f"^{re.escape(message)}$"):
+        call_command("crossfk_cleanup", *arguments)
