@@ -35,6 +35,7 @@ import signal
 import sys
 import time
 import traceback
+from contextlib import suppress
 from pathlib import Path
 
 import django
@@ -87,13 +88,23 @@ class Crash(logging.Handler):
 
     def before_write(self, execute, sql, params, many, context):
         if sql.lstrip().upper().startswith(WRITES):
-            statement = " ".join(sql.replace('"', "").replace("`", "").split())
+            statement = readable(sql, params, many)
             self.point(f"before {statement[:70]} on {context['connection'].alias}")
         return execute(sql, params, many, context)
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "sql", None) == "COMMIT":
             self.point(f"after COMMIT on {record.alias}")
+
+
+def readable(sql: str, params, many: bool) -> str:
+    """``sql`` unquoted, on one line, with NULL for each None parameter:
+    Django 5.2 writes ``SET x = NULL``, 6.1 passes None for it."""
+    if params and not many:
+        # Not with parameters by name, nor a literal %.
+        with suppress(TypeError, ValueError):
+            sql = sql % tuple("NULL" if value is None else "%s" for value in params)
+    return " ".join(sql.replace('"', "").replace("`", "").split())
 
 
 class ClaimLog:
@@ -114,7 +125,7 @@ class ClaimLog:
         self.holding.append((instance.pk, time.monotonic()))
 
     def before_statement(self, execute, sql, params, many, context):
-        statement = sql.replace('"', "").replace("`", "").upper()
+        statement = readable(sql, params, many).upper()
         hands_back = statement.startswith("DELETE FROM CROSSFK_PENDINGCLEANUP") or (
             statement.startswith("UPDATE CROSSFK_PENDINGCLEANUP SET CLAIMED_BY = NULL")
         )
