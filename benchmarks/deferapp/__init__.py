@@ -1,0 +1,1 @@
+"""The deferred-actions benchmark's models: one target, a million rows."""
