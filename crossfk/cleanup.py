@@ -31,6 +31,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from crossfk.deferred import DEFERRED_CASCADE, is_deferred, new_value, relation_label
+from crossfk.idsets import IdSet
 from crossfk.relations import CrossRelation, cross_foreign_keys
 
 DEFAULT_BATCH_SIZE = 1000
@@ -229,7 +230,7 @@ def existing_targets(
     attname = field.target_field.attname
     return set(
         target_model._base_manager.using(alias)
-        .filter(**{f"{attname}__in": list(values)})
+        .filter(**{f"{attname}__in": IdSet(values, field.target_field)})
         .values_list(attname, flat=True)
     )
 
@@ -252,8 +253,9 @@ def apply(
     pks = list(referring.order_by("pk").values_list("pk", flat=True)[:limit])
     if not pks:
         return 0
-    # Still referring: a row pointed elsewhere since it was read keeps its value.
-    batch = referring.filter(pk__in=pks)
+    # Still referring: a row pointed elsewhere since it was read keeps its
+    # value. The ids go as one parameter (an array, a JSON document).
+    batch = referring.filter(pk__in=IdSet(pks, model._meta.pk))
     if field.cross_on_delete is DEFERRED_CASCADE:
         progress.rows.update(batch.delete()[1])
     else:
