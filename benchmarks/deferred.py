@@ -54,9 +54,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.run import (  # noqa: E402
     ALIASES,
-    PG_PORTS,
     describe_backend,
     format_table,
+    postgresql_databases,
     sqlite_databases,
     use_databases,
 )
@@ -81,41 +81,6 @@ def setup_django() -> None:
         CROSSFK_CLEANUP_TASK_BACKEND=None,
     )
     django.setup()
-
-
-def postgresql_databases() -> dict[str, dict] | None:
-    """The crossfk_deferbench database on each server, created if missing.
-
-    None, with the reason printed, when a server cannot be reached.
-    """
-    try:
-        import psycopg
-    except ImportError:
-        print("PostgreSQL: psycopg is not installed.")
-        return None
-    host = os.environ.get("CROSSFK_PG_HOST", "127.0.0.1")
-    user = os.environ.get("CROSSFK_PG_USER", "postgres")
-    databases = {}
-    for alias in ALIASES:
-        port = os.environ.get(f"CROSSFK_PG_PORT_{alias.upper()}", PG_PORTS[alias])
-        server = {"host": host, "port": port, "user": user, "connect_timeout": 3}
-        try:
-            with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-                query = "SELECT 1 FROM pg_database WHERE datname = %s"
-                if not admin.execute(query, [PG_DATABASE]).fetchone():
-                    admin.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        except psycopg.Error as error:
-            reason = str(error).splitlines()[0]
-            print(f"PostgreSQL on {host}:{port} is not reachable: {reason}")
-            return None
-        databases[alias] = {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": PG_DATABASE,
-            "USER": user,
-            "HOST": host,
-            "PORT": port,
-        }
-    return databases
 
 
 def load(target_model, row_model, rows: int):
@@ -439,7 +404,7 @@ def main(argv=None) -> int:
             if backend == "sqlite":
                 databases = sqlite_databases(directory)
             else:
-                databases = postgresql_databases()
+                databases = postgresql_databases(PG_DATABASE)
                 if databases is None:
                     if args.backend == "both":
                         print("Running SQLite only.")

@@ -95,8 +95,8 @@ def sqlite_databases(directory: str) -> dict[str, dict]:
     }
 
 
-def postgresql_databases() -> dict[str, dict] | None:
-    """The crossfk_bench database on each server, created if missing.
+def postgresql_databases(name: str = PG_DATABASE) -> dict[str, dict] | None:
+    """The database ``name`` on each server, created if missing.
 
     None, with the reason printed, when a server cannot be reached.
     """
@@ -114,15 +114,15 @@ def postgresql_databases() -> dict[str, dict] | None:
         try:
             with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
                 query = "SELECT 1 FROM pg_database WHERE datname = %s"
-                if not admin.execute(query, [PG_DATABASE]).fetchone():
-                    admin.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+                if not admin.execute(query, [name]).fetchone():
+                    admin.execute(f'CREATE DATABASE "{name}"')
         except psycopg.Error as error:
             reason = str(error).splitlines()[0]
             print(f"PostgreSQL on {host}:{port} is not reachable: {reason}")
             return None
         databases[alias] = {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": PG_DATABASE,
+            "NAME": name,
             "USER": user,
             "HOST": host,
             "PORT": port,
