@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from contextlib import closing
@@ -101,10 +102,13 @@ class Workers:
 
 
 @pytest.fixture(scope="module")
-def workers(django_db_setup, tmp_path_factory):
-    workers = Workers(tmp_path_factory.mktemp("deferred_child"))
-    yield workers
-    workers.close()
+def workers(django_db_setup):
+    # Not pytest's tmp_path: a pytest session started meanwhile (another
+    # run on the machine) removes all but the three newest sessions' folders.
+    with tempfile.TemporaryDirectory(prefix="crossfk_deferred_child_") as folder:
+        workers = Workers(Path(folder))
+        yield workers
+        workers.close()
 
 
 def delete_everything() -> None:
@@ -235,7 +239,7 @@ def test_a_killed_worker_leaves_what_the_next_one_finishes(workers):
     assert wrong == {}
     for expected in KILL_POINTS:
         assert any(point and point.startswith(expected) for point in killed_at), (
-            expected
+            f"never killed {expected!r}; killed at: {killed_at}"
         )
 
 
