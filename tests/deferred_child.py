@@ -47,6 +47,10 @@ if SQLITE_DIR:
     for alias, database in settings.DATABASES.items():
         if database["ENGINE"] == "django.db.backends.sqlite3":
             database["NAME"] = str(Path(SQLITE_DIR) / f"{alias}.sqlite3")
+# One database at a time: crossfk.parallel would run the fast deletes of the
+# worker's cascade (the flags', the replies') in two threads at once, and
+# the N-th statement, where a worker is killed, would be one or the other.
+settings.CROSSFK_MAX_PARALLEL = 1
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
