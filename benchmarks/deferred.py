@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import django
-from django.conf import settings
 
 # This checkout's crossfk and benchmarks, not an installed copy: crossfk is
 # imported only below this line (a script's sys.path starts at its folder).
@@ -57,6 +56,7 @@ from benchmarks.run import (  # noqa: E402
     describe_backend,
     format_table,
     postgresql_databases,
+    setup_django,
     sqlite_databases,
     use_databases,
 )
@@ -66,21 +66,6 @@ BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 # Databases ---------------------------------------------------------------------
-
-
-def setup_django() -> None:
-    """Configure Django in code: the benchmark needs no project around it."""
-    settings.configure(
-        # Placeholders until use_databases() points the aliases at a backend.
-        DATABASES={alias: {"ENGINE": "django.db.backends.dummy"} for alias in ALIASES},
-        DATABASE_ROUTERS=["crossfk.routers.PartitionRouter"],
-        INSTALLED_APPS=["crossfk", "benchmarks.deferapp"],
-        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
-        USE_TZ=True,
-        # The drain is timed on its own: no task is enqueued on commit.
-        CROSSFK_CLEANUP_TASK_BACKEND=None,
-    )
-    django.setup()
 
 
 def load(target_model, row_model, rows: int):
@@ -396,7 +381,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    setup_django()
+    # The drain is timed on its own: no task is enqueued on commit.
+    setup_django("benchmarks.deferapp", CROSSFK_CLEANUP_TASK_BACKEND=None)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results, titles = {}, []
     with tempfile.TemporaryDirectory(prefix="crossfk-deferbench-") as directory:

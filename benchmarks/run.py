@@ -52,15 +52,17 @@ PG_PORTS = {"default": "55432", "secondary": "55433"}
 # Databases ---------------------------------------------------------------------
 
 
-def setup_django() -> None:
-    """Configure Django in code: the benchmark needs no project around it."""
+def setup_django(app: str = "benchmarks.benchapp", **more_settings: object) -> None:
+    """Configure Django in code, with the benchmark's ``app``: the benchmark
+    needs no project around it."""
     settings.configure(
         # Placeholders until use_databases() points the aliases at a backend.
         DATABASES={alias: {"ENGINE": "django.db.backends.dummy"} for alias in ALIASES},
         DATABASE_ROUTERS=["crossfk.routers.PartitionRouter"],
-        INSTALLED_APPS=["crossfk", "benchmarks.benchapp"],
+        INSTALLED_APPS=["crossfk", app],
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         USE_TZ=True,
+        **more_settings,
     )
     django.setup()
 
