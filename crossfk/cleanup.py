@@ -48,14 +48,14 @@ def deferred_relations() -> dict[str, CrossRelation]:
     }
 
 
-def outbox_aliases() -> list[str]:
-    """The databases whose outbox a deferred action may write to."""
-    aliases = {
-        alias
-        for field in deferred_relations().values()
-        for alias in field.target_aliases
-    }
-    return sorted(aliases)
+def outbox_aliases(relations: dict[str, CrossRelation] | None = None) -> list[str]:
+    """The databases whose outbox a deferred action (of ``relations``, by
+    default every one) may write to."""
+    if relations is None:
+        relations = deferred_relations()
+    return sorted(
+        {alias for field in relations.values() for alias in field.target_aliases}
+    )
 
 
 def outbox(alias: str) -> QuerySet[Any]:
@@ -100,7 +100,7 @@ def clean_up(
     deadline = None if time_limit is None else time.monotonic() + time_limit
     relations = deferred_relations()
     progress = Progress()
-    for alias in outbox_aliases() if aliases is None else aliases:
+    for alias in outbox_aliases(relations) if aliases is None else aliases:
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 progress.timed_out = True
@@ -297,8 +297,10 @@ def backlog(aliases: Iterable[str] | None = None) -> list[Backlog]:
 def pending_targets(field: CrossRelation, values: Iterable[Any]) -> set[Any]:
     """Those of ``values`` that a delete left to ``field``'s deferred action:
     references to them are pending cleanup, not dangling."""
+    if not is_deferred(field.cross_on_delete):
+        return set()
     texts = {str(value): value for value in values}
-    if not texts or not is_deferred(field.cross_on_delete):
+    if not texts:
         return set()
     found: set[str] = set()
     for alias in field.target_aliases:

@@ -340,13 +340,14 @@ class CrossDeletion:
         on_delete this delete applies."""
         targets: defaultdict[CrossRelation, set[Any]] = defaultdict(set)
         for _, field, _ in self.applied_actions:
-            target_model, attname = field.remote_field.model, field.target_field.attname
-            targets[field].update(
-                getattr(target, attname)
-                for collector in self.collectors.values()
-                for target in collector.data.get(target_model, ())
-            )
+            for alias in self.collectors:
+                targets[field].update(self.deleted_targets(field, alias))
         return targets
+
+    def deleted_targets(self, field: CrossRelation, alias: str) -> list[Any]:
+        """The values ``field`` refers to of the targets deleted in ``alias``."""
+        deleted = self.collectors[alias].data.get(field.remote_field.model, ())
+        return [getattr(target, field.target_field.attname) for target in deleted]
 
     def sort(self) -> list[Batch]:
         """Each collector's rows, in the order one Collector would delete them.
@@ -441,9 +442,7 @@ class CrossDeletion:
         """Write the outbox rows of the targets deleted with a deferred action."""
         by_alias: defaultdict[str, dict[CrossRelation, list[Any]]] = defaultdict(dict)
         for field, alias in self.deferred_actions:
-            attname = field.target_field.attname
-            deleted = self.collectors[alias].data.get(field.remote_field.model, ())
-            by_alias[alias][field] = [getattr(target, attname) for target in deleted]
+            by_alias[alias][field] = self.deleted_targets(field, alias)
         for alias, targets in by_alias.items():
             record_deleted_targets(alias, targets)
 

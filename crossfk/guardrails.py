@@ -41,7 +41,7 @@ from django.db.models.signals import class_prepared
 
 from crossfk.parallel import around_worker_calls
 from crossfk.placement import names
-from crossfk.transaction import CrossAtomic, open_blocks_on
+from crossfk.transaction import CrossAtomic, transaction_owner_on
 
 
 class CrossDatabaseError(AssertionError):
@@ -208,20 +208,6 @@ def describe_block(owner: CrossAtomic | transaction.Atomic, alias: str) -> str:
     return f"transaction.atomic(using={alias!r})"
 
 
-def outer_owner(
-    connection: BaseDatabaseWrapper,
-) -> CrossAtomic | transaction.Atomic | None:
-    """What commits ``connection``'s open transaction (as
-    ``crossfk.transaction.transaction_owner()``), a TestCase's not counted."""
-    blocks = open_blocks_on(connection)
-    if not blocks:
-        return None
-    owner: CrossAtomic | transaction.Atomic = getattr(
-        blocks[0], "crossfk_block", blocks[0]
-    )
-    return owner
-
-
 def check_write(
     alias: str, sql: str, home: dict[str, BaseDatabaseWrapper]
 ) -> str | None:
@@ -231,7 +217,7 @@ def check_write(
         other: owner
         for other, connection in home.items()
         if other != alias
-        and (owner := outer_owner(connection)) is not None
+        and (owner := transaction_owner_on(connection)) is not None
         and not (isinstance(owner, CrossAtomic) and alias in owner.aliases)
     }
     if not outside:

@@ -1,7 +1,8 @@
 """Writing the outbox of deferred actions, and enqueuing its cleanup.
 
 A delete whose targets have deferred actions (see ``crossfk.deferred``)
-calls ``record()`` inside its atomic block, in the targets' database.
+calls ``record_deleted_targets()`` inside its atomic block, in the
+targets' database.
 """
 
 from __future__ import annotations

@@ -165,8 +165,7 @@ def open_blocks(alias: str) -> list[transaction.Atomic]:
 
 
 def open_blocks_on(connection: BaseDatabaseWrapper) -> list[transaction.Atomic]:
-    """``open_blocks()`` of one thread's connection (``crossfk.guardrails``
-    asks from a worker about the connections of the thread it works for)."""
+    """``open_blocks()`` of one thread's connection."""
     return [
         block
         for block in connection.atomic_blocks
@@ -177,10 +176,21 @@ def open_blocks_on(connection: BaseDatabaseWrapper) -> list[transaction.Atomic]:
 def transaction_owner(alias: str) -> CrossAtomic | transaction.Atomic | None:
     """What will commit ``alias``'s open transaction, if any: the
     ``crossfk.atomic`` or Django atomic block outermost on it."""
-    blocks = open_blocks(alias)
+    return transaction_owner_on(connections[alias])
+
+
+def transaction_owner_on(
+    connection: BaseDatabaseWrapper,
+) -> CrossAtomic | transaction.Atomic | None:
+    """``transaction_owner()`` of one thread's connection (``crossfk.guardrails``
+    asks from a worker about the connections of the thread it works for)."""
+    blocks = open_blocks_on(connection)
     if not blocks:
         return None
-    return getattr(blocks[0], "crossfk_block", blocks[0])
+    owner: CrossAtomic | transaction.Atomic = getattr(
+        blocks[0], "crossfk_block", blocks[0]
+    )
+    return owner
 
 
 def describe_owner(alias: str) -> str:
@@ -421,7 +431,7 @@ class CrossAtomic(ContextDecorator):
         """``order`` cut into steps that each commit at once: consecutive
         databases none of which holds references to another's rows, and
         which all keep locks to the end or none does."""
-        counts = self.deletes or references() if len(order) > 1 else Counter()
+        counts = (self.deletes or references()) if len(order) > 1 else Counter()
         kept_locks = {a for a in self.locked if a not in self.written}
         steps: list[list[str]] = []
         for alias in order:
